@@ -1,0 +1,64 @@
+"""The result record of every search in lsr."""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+import numpy as np
+
+#: Filler for result slots past the last matching document (fewer than k matches).
+NO_DOC = -1
+
+
+class SearchResults(NamedTuple):
+    """Top-k documents of a batch of queries.
+
+    Attributes:
+        doc_idx: int32 ``[n_queries, k]``; row ``i`` lists the internal indices of the best
+            documents for query ``i``, best first, ties broken by the smaller document index.
+            Slots past the last matching document (a document that shares no term with the
+            query does not match) hold ``-1``.
+        scores: float32 ``[n_queries, k]``; the matching scores; ``-inf`` in empty slots.
+
+    Example:
+        >>> res = index.search(queries, k=10)                          # doctest: +SKIP
+        >>> run = res.to_run(query_ids, index.doc_ids)                 # doctest: +SKIP
+    """
+
+    doc_idx: np.ndarray
+    scores: np.ndarray
+
+    @property
+    def k(self) -> int:
+        return int(self.doc_idx.shape[1])
+
+    def n_found(self) -> np.ndarray:
+        """Number of matching documents returned per query (int64 ``[n_queries]``)."""
+        return (self.doc_idx != NO_DOC).sum(axis=1)
+
+    def to_run(self, query_ids: Sequence[str], doc_ids: Sequence[str]) -> dict[str, dict[str, float]]:
+        """Convert to a run ``{query_id: {doc_id: score}}`` as ir_measures and pytrec_eval take it.
+
+        Args:
+            query_ids: the id of each query row, in order (length ``n_queries``).
+            doc_ids: maps an internal document index to its id (e.g. ``InvertedIndex.doc_ids``).
+        """
+        if len(query_ids) != self.doc_idx.shape[0]:
+            raise ValueError(
+                f"to_run: {len(query_ids)} query ids for {self.doc_idx.shape[0]} result rows"
+            )
+        run: dict[str, dict[str, float]] = {}
+        for qid, idx_row, score_row in zip(query_ids, self.doc_idx, self.scores):
+            hits = idx_row != NO_DOC
+            run[str(qid)] = {
+                doc_ids[int(d)]: float(s) for d, s in zip(idx_row[hits], score_row[hits])
+            }
+        return run
+
+
+def empty_results(n_queries: int, k: int) -> SearchResults:
+    """Preallocated results filled with the empty-slot values."""
+    return SearchResults(
+        doc_idx=np.full((n_queries, k), NO_DOC, dtype=np.int32),
+        scores=np.full((n_queries, k), -np.inf, dtype=np.float32),
+    )

@@ -1,0 +1,274 @@
+"""The pipeline: encode a corpus, build an index, search it, evaluate it.
+
+Five lines from a data set to a result::
+
+    from lsr import load_encoder, evaluate_dataset
+    from eval import load_dataset
+    ds = load_dataset("scifact")
+    result = evaluate_dataset(ds, load_encoder("bm25"))
+    print(result.effectiveness["nDCG@10"], result.efficiency["search_latency"]["p50_ms"])
+
+A :class:`Retriever` keeps an index with the encoder that made it, so that queries are always
+encoded in the index's vocabulary; on disk it is the index directory with the encoder saved in
+its ``encoder/`` subdirectory.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from eval import Dataset, Report, SystemResult, evaluate, write_trec_run
+from eval.efficiency import flops, latency_stats, throughput, vector_length_stats
+from eval.metrics import parse_measures
+from index import InvertedIndex, SearchResults, atomic_dir, directory_size
+
+from .encoders import SparseEncoder, load_encoder
+
+logger = logging.getLogger(__name__)
+
+ENCODER_SUBDIR = "encoder"
+
+
+def _read_corpus(corpus: Iterable[tuple[str, str]] | Sequence[str]) -> tuple[list[str] | None, list[str]]:
+    """Split ``(doc_id, text)`` pairs (or plain texts) into ids and texts."""
+    ids: list[str] = []
+    texts: list[str] = []
+    plain = None
+    for item in corpus:
+        if plain is None:
+            plain = isinstance(item, str)
+        if plain:
+            texts.append(item)
+        else:
+            did, text = item
+            ids.append(did)
+            texts.append(text)
+    if not texts:
+        raise ValueError("the corpus is empty: nothing to index")
+    return (None if plain else ids), texts
+
+
+class Retriever:
+    """An inverted index plus the encoder whose vocabulary it uses.
+
+    Example:
+        >>> r = Retriever.build(ds.corpus, load_encoder("bm25"))            # doctest: +SKIP
+        >>> r.search(["what causes insulin resistance"], k=10)             # doctest: +SKIP
+        >>> r.save("idx/scifact"); r = Retriever.load("idx/scifact")       # doctest: +SKIP
+    """
+
+    def __init__(self, index: InvertedIndex, encoder: SparseEncoder, doc_encode_seconds: float | None = None):
+        if index.vocabulary is not None and index.vocabulary != encoder.vocabulary:
+            raise ValueError(
+                f"the encoder's vocabulary {encoder.vocabulary.id!r} is not the index's {index.vocabulary.id!r}"
+            )
+        self.index = index
+        self.encoder = encoder
+        self.doc_encode_seconds = doc_encode_seconds
+
+    @classmethod
+    def build(cls, corpus, encoder: SparseEncoder | str, *, show_progress: bool = True) -> "Retriever":
+        """Encode ``corpus`` (``(doc_id, text)`` pairs or plain texts) and index it.
+
+        Encoders that need corpus statistics (BM25) are fitted on this corpus first.
+        """
+        if isinstance(encoder, (str, os.PathLike)):
+            encoder = load_encoder(encoder)
+        ids, texts = _read_corpus(corpus)
+        t0 = time.perf_counter()
+        if encoder.needs_fit:
+            docs = encoder.fit_encode_documents(texts, show_progress=show_progress)
+        else:
+            docs = encoder.encode_documents(texts, show_progress=show_progress)
+        encode_seconds = time.perf_counter() - t0
+        logger.info("encoded %d documents in %.1fs", len(texts), encode_seconds)
+        index = InvertedIndex.build(docs, doc_ids=ids, vocabulary=encoder.vocabulary, encoder=encoder.describe())
+        return cls(index, encoder, doc_encode_seconds=encode_seconds)
+
+    def encode_queries(self, texts: Sequence[str]):
+        return self.encoder.encode_queries(texts)
+
+    def search(self, texts: Sequence[str], k: int = 10) -> SearchResults:
+        """Encode query texts and return their top-k documents."""
+        if isinstance(texts, str):
+            texts = [texts]
+        q = self.encoder.encode_queries(texts)
+        return self.index.search(q, k=k, vocabulary=self.encoder.vocabulary)
+
+    def search_run(self, queries: dict[str, str], k: int = 1000) -> dict[str, dict[str, float]]:
+        """Search ``{query_id: text}`` and return a run ``{query_id: {doc_id: score}}``."""
+        qids = list(queries)
+        res = self.search([queries[q] for q in qids], k=k)
+        return res.to_run(qids, self.index.doc_ids)
+
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Save the index with the encoder in ``encoder/`` (atomically)."""
+        path = Path(path)
+        with atomic_dir(path, overwrite=overwrite) as tmp:
+            self.index.write_into(tmp)
+            self.encoder.save(tmp / ENCODER_SUBDIR)
+        self.index.path = path
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, verify: bool = False) -> "Retriever":
+        """Load an index directory written by :meth:`save` (memory-mapped)."""
+        path = Path(path)
+        index = InvertedIndex.load(path, verify=verify)
+        enc_dir = path / ENCODER_SUBDIR
+        if not enc_dir.is_dir():
+            raise FileNotFoundError(
+                f"{enc_dir}: the index has no saved encoder, so queries cannot be encoded; "
+                "rebuild it with `lsr index build` (or Retriever.save)"
+            )
+        return cls(index, load_encoder(enc_dir))
+
+
+def build_index(corpus, encoder: SparseEncoder | str, *, show_progress: bool = True) -> Retriever:
+    """Encode and index a corpus; see :meth:`Retriever.build`."""
+    return Retriever.build(corpus, encoder, show_progress=show_progress)
+
+
+def search_texts(retriever: Retriever, texts: Sequence[str], k: int = 10) -> SearchResults:
+    """Top-k documents for query texts; see :meth:`Retriever.search`."""
+    return retriever.search(texts, k=k)
+
+
+def measure_queries(retriever: Retriever, texts: Sequence[str], k: int) -> tuple[SearchResults, dict]:
+    """Search all queries and measure: one query at a time (latency), then one batch (throughput).
+
+    Returns the batch results and a dict of efficiency statistics.
+    """
+    enc, idx = retriever.encoder, retriever.index
+    n = len(texts)
+    enc_lat = np.empty(n)
+    search_lat = np.empty(n)
+    clock = time.perf_counter
+    for i, text in enumerate(texts):
+        t0 = clock()
+        q = enc.encode_queries([text])
+        t1 = clock()
+        idx.search(q, k=k)
+        t2 = clock()
+        enc_lat[i] = t1 - t0
+        search_lat[i] = t2 - t1
+    t0 = clock()
+    queries = enc.encode_queries(texts)
+    t1 = clock()
+    results = idx.search(queries, k=k, vocabulary=enc.vocabulary)
+    t2 = clock()
+    stats = {
+        "search_latency": latency_stats(search_lat),
+        "query_encode_latency": latency_stats(enc_lat),
+        "throughput_qps": throughput(n, t2 - t1),
+        "batch_query_encode_seconds": t1 - t0,
+        "batch_search_seconds": t2 - t1,
+        "query_nnz": vector_length_stats(queries.indptr),
+        "flops": flops(queries.indices, n, idx.doc_frequencies(), idx.n_docs),
+    }
+    return results, stats
+
+
+def evaluate_dataset(
+    dataset: Dataset,
+    encoder: SparseEncoder | str,
+    *,
+    name: str | None = None,
+    k: int = 1000,
+    measures: Sequence | str | None = None,
+    out_dir: str | os.PathLike | None = None,
+    keep_index: bool = False,
+    show_progress: bool = True,
+) -> SystemResult:
+    """Index ``dataset``'s corpus with ``encoder``, search its queries, score and time everything.
+
+    Args:
+        dataset: an :class:`eval.Dataset` with a corpus.
+        encoder: an encoder or a spec for :func:`lsr.load_encoder`.
+        name: label in reports (default: the encoder spec or kind).
+        k: documents retrieved per query (1000 so that R@1000 is meaningful).
+        measures: ir_measures names; default :data:`eval.DEFAULT_MEASURES`.
+        out_dir: if given, the TREC run is written there as ``<name>.run`` (and the index as
+            ``<name>.index/`` with ``keep_index``).
+        keep_index: keep the saved index in ``out_dir`` (otherwise it is saved to a temporary
+            directory only to measure its size).
+        show_progress: progress bars on encoding.
+
+    Returns:
+        :class:`eval.SystemResult` (effectiveness, per-query values, efficiency, settings).
+    """
+    spec = encoder if isinstance(encoder, str) else None
+    if isinstance(encoder, (str, os.PathLike)):
+        encoder = load_encoder(encoder)
+    name = name or spec or encoder.kind
+    parsed = parse_measures(measures)
+    corpus = dataset.corpus  # raises MissingCorpusError for queries/qrels-only sets
+
+    retriever = Retriever.build(corpus, encoder, show_progress=show_progress)
+    idx = retriever.index
+    dataset.check_documents(lambda d: idx.doc_ids.position(d) is not None)
+
+    if out_dir is not None and keep_index:
+        index_path = retriever.save(Path(out_dir) / f"{_safe(name)}.index", overwrite=True)
+        index_bytes = directory_size(index_path)
+    else:
+        with tempfile.TemporaryDirectory(prefix="lsr-index-") as tmp:
+            index_bytes = directory_size(retriever.save(Path(tmp) / "index"))
+        idx.path = None
+
+    qids = list(dataset.queries)
+    texts = [dataset.queries[q] for q in qids]
+    results, stats = measure_queries(retriever, texts, k)
+    run = results.to_run(qids, idx.doc_ids)
+    evaluation = evaluate(run, dataset.qrels, parsed)
+
+    run_file = None
+    if out_dir is not None:
+        run_file = str(write_trec_run(run, Path(out_dir) / f"{_safe(name)}.run", name=_safe(name)))
+
+    efficiency = {
+        **stats,
+        "doc_nnz": vector_length_stats(np.concatenate([[0], np.cumsum(idx.doc_lengths(), dtype=np.int64)])),
+        "index_bytes": index_bytes,
+        "build_seconds": idx.build_seconds,
+        "doc_encode_seconds": retriever.doc_encode_seconds,
+        "n_docs": idx.n_docs,
+        "n_postings": idx.nnz,
+    }
+    settings = {"encoder": encoder.describe(), "engine": "oracle", "k": k}
+    logger.info("%s: %s", name, ", ".join(f"{m} {v:.4f}" for m, v in evaluation.aggregate.items()))
+    return SystemResult(name=name, settings=settings, effectiveness=evaluation.aggregate,
+                        efficiency=efficiency, per_query=evaluation.per_query, run_file=run_file)
+
+
+def compare(dataset: Dataset, encoders: dict[str, SparseEncoder | str], *, k: int = 1000,
+            measures: Sequence | str | None = None, out_dir: str | os.PathLike | None = None,
+            command: str | None = None, keep_index: bool = False, show_progress: bool = True) -> Report:
+    """Evaluate several systems on one data set and gather them in one :class:`eval.Report`.
+
+    ``encoders`` maps a display name to an encoder or spec. With ``out_dir`` the report
+    (``report.json``, ``report.md``, ``tradeoff.png``) and the runs are written there.
+    """
+    if not encoders:
+        raise ValueError("no encoders to evaluate")
+    parsed = parse_measures(measures)
+    systems = [
+        evaluate_dataset(dataset, enc, name=name, k=k, measures=parsed, out_dir=out_dir,
+                         keep_index=keep_index, show_progress=show_progress)
+        for name, enc in encoders.items()
+    ]
+    report = Report(dataset=dataset.describe(), measures=[str(m) for m in parsed], systems=systems, command=command)
+    if out_dir is not None:
+        report.save(out_dir)
+    return report
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_.=" else "_" for c in name)
