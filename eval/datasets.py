@@ -31,9 +31,9 @@ import io
 import json
 import logging
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 from .errors import DataFormatError, DatasetNotFoundError, MissingCorpusError
 
@@ -51,7 +51,7 @@ def open_text(path: Path):
         raise FileNotFoundError(f"{path}: no such file")
     if path.suffix == ".gz":
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
-    return open(path, "r", encoding="utf-8")
+    return open(path, encoding="utf-8")
 
 
 def iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
@@ -333,7 +333,9 @@ def load_beir_folder(folder: Path, split: str | None = None, name: str | None = 
     name = name or folder.name
     qpath = folder / "queries.jsonl"
     if not qpath.exists():
-        raise DatasetNotFoundError(f"{folder} has no queries.jsonl; a BEIR folder holds corpus.jsonl, queries.jsonl, qrels/<split>.tsv")
+        raise DatasetNotFoundError(
+            f"{folder} has no queries.jsonl; a BEIR folder holds corpus.jsonl, queries.jsonl, qrels/<split>.tsv"
+        )
     splits = _splits(folder)
     if split is None:
         if "test" in splits:
@@ -370,7 +372,8 @@ def load_beir_folder(folder: Path, split: str | None = None, name: str | None = 
             corpus = _beir_corpus(folder / cname)
             break
     if corpus is None:
-        logger.warning("%s has no corpus.jsonl: queries and qrels only (evaluation of given runs works, indexing does not)", folder)
+        logger.warning("%s has no corpus.jsonl: queries and qrels only "
+                       "(evaluating given runs works, indexing does not)", folder)
     return Dataset(name=name, split=split, queries=queries, qrels=qfile.qrels, source=str(folder),
                    _corpus=corpus, _qrels_file=qfile)
 
@@ -440,6 +443,23 @@ def load_ir_datasets(dataset_id: str) -> Dataset:
         corpus = Corpus(iterate, f"irds:{dataset_id}", count)
     return Dataset(name=dataset_id, split=None, queries=queries, qrels=qrels, source=f"irds:{dataset_id}",
                    _corpus=corpus)
+
+
+def load_corpus(path: str | os.PathLike, data_dir: str | os.PathLike | None = None) -> Corpus:
+    """A corpus alone: a ``corpus.jsonl[.gz]`` file, or a folder (or data set name) holding one.
+
+    Queries and qrels are not needed (e.g. ``samples/msmarco-passage-first1000``).
+    """
+    p = Path(path).expanduser()
+    if p.is_file():
+        return _beir_corpus(p)
+    folder = p if p.is_dir() else resolve_folder(str(path), data_dir)
+    if folder is not None:
+        for cname in ("corpus.jsonl", "corpus.jsonl.gz"):
+            if (folder / cname).exists():
+                return _beir_corpus(folder / cname)
+        raise MissingCorpusError(f"{folder} has no corpus.jsonl or corpus.jsonl.gz")
+    raise FileNotFoundError(f"{path}: no such corpus file or folder")
 
 
 def load_dataset(name: str | os.PathLike, split: str | None = None, data_dir: str | os.PathLike | None = None) -> Dataset:

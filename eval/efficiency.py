@@ -6,7 +6,7 @@ All functions take plain numbers or numpy arrays, so they serve every encoder an
 from __future__ import annotations
 
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 

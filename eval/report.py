@@ -145,14 +145,14 @@ class Report:
         return json.dumps(self.to_dict(), indent=2)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Report":
+    def from_dict(cls, d: dict) -> Report:
         systems = [SystemResult(**s) for s in d["systems"]]
         return cls(dataset=d["dataset"], measures=list(d["measures"]), systems=systems,
                    command=d.get("command"), library_version=d.get("library_version", "?"),
                    created=d.get("created", ""), machine=d.get("machine", {}))
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Report":
+    def load(cls, path: str | os.PathLike) -> Report:
         """Read a ``report.json`` (or a directory holding one)."""
         p = Path(path)
         if p.is_dir():

@@ -5,7 +5,7 @@ No fixed-width string arrays and no pickles: two flat arrays that memory-map, de
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -23,7 +23,7 @@ class DocIds(Sequence[str]):
         self._lookup: dict[str, int] | None = None
 
     @classmethod
-    def from_strings(cls, ids: Iterable[str]) -> "DocIds":
+    def from_strings(cls, ids: Iterable[str]) -> DocIds:
         encoded = [str(i).encode("utf-8") for i in ids]
         offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
         if encoded:
@@ -32,7 +32,7 @@ class DocIds(Sequence[str]):
         return cls(data, offsets)
 
     @classmethod
-    def range(cls, n: int) -> "DocIds":
+    def range(cls, n: int) -> DocIds:
         """Ids ``"0" .. "n-1"`` for documents given without ids."""
         return cls.from_strings(str(i) for i in range(n))
 

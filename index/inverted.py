@@ -32,9 +32,10 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -72,7 +73,7 @@ class Vocabulary(NamedTuple):
         return {"id": self.id, "size": int(self.size)}
 
     @classmethod
-    def from_json(cls, obj) -> "Vocabulary | None":
+    def from_json(cls, obj) -> Vocabulary | None:
         if obj is None:
             return None
         return cls(str(obj["id"]), int(obj["size"]))
@@ -111,7 +112,7 @@ class InvertedIndex:
         *,
         vocabulary: Vocabulary | tuple | None = None,
         encoder: dict | None = None,
-    ) -> "InvertedIndex":
+    ) -> InvertedIndex:
         """Build an index from document vectors.
 
         Args:
@@ -267,7 +268,7 @@ class InvertedIndex:
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike, *, mmap: bool = True, verify: bool = False) -> "InvertedIndex":
+    def load(cls, path: str | os.PathLike, *, mmap: bool = True, verify: bool = False) -> InvertedIndex:
         """Load an index saved by :meth:`save`.
 
         Args:

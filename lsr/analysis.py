@@ -25,7 +25,7 @@ Example:
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 #: Lucene's default English stop words (EnglishAnalyzer.ENGLISH_STOP_WORDS_SET).
 LUCENE_ENGLISH_STOPWORDS = frozenset(

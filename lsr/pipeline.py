@@ -19,8 +19,8 @@ import logging
 import os
 import tempfile
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -74,7 +74,7 @@ class Retriever:
         self.doc_encode_seconds = doc_encode_seconds
 
     @classmethod
-    def build(cls, corpus, encoder: SparseEncoder | str, *, show_progress: bool = True) -> "Retriever":
+    def build(cls, corpus, encoder: SparseEncoder | str, *, show_progress: bool = True) -> Retriever:
         """Encode ``corpus`` (``(doc_id, text)`` pairs or plain texts) and index it.
 
         Encoders that need corpus statistics (BM25) are fitted on this corpus first.
@@ -118,7 +118,7 @@ class Retriever:
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike, *, verify: bool = False) -> "Retriever":
+    def load(cls, path: str | os.PathLike, *, verify: bool = False) -> Retriever:
         """Load an index directory written by :meth:`save` (memory-mapped)."""
         path = Path(path)
         index = InvertedIndex.load(path, verify=verify)

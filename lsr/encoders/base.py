@@ -17,8 +17,8 @@ from __future__ import annotations
 import abc
 import json
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -45,7 +45,7 @@ class SparseEncoder(abc.ABC):
     kind: str = "abstract"
 
     # ----------------------------------------------------------- encoding
-    def fit(self, texts: Iterable[str], *, show_progress: bool = False) -> "SparseEncoder":
+    def fit(self, texts: Iterable[str], *, show_progress: bool = False) -> SparseEncoder:
         """Collect corpus statistics; a no-op for encoders that need none."""
         return self
 
@@ -108,7 +108,7 @@ class SparseEncoder(abc.ABC):
 
     @classmethod
     @abc.abstractmethod
-    def from_directory(cls, directory: Path, meta: dict) -> "SparseEncoder":
+    def from_directory(cls, directory: Path, meta: dict) -> SparseEncoder:
         """Rebuild from a directory written by :meth:`save` (``meta`` is its ``lsr.json``)."""
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:

@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -105,7 +105,9 @@ class BM25Encoder(SparseEncoder):
 
     # ------------------------------------------------------------ config
     def config(self) -> dict:
-        return {"k1": self.k1, "b": self.b, **self.analyzer.config(), "lucene_norms": self.lucene_norms}
+        a = self.analyzer
+        return {"k1": self.k1, "b": self.b, "stemmer": a.stemmer_name, "stopwords": a.stopwords_name,
+                "lucene_norms": self.lucene_norms}
 
     @property
     def needs_fit(self) -> bool:
@@ -179,7 +181,7 @@ class BM25Encoder(SparseEncoder):
         self.n_docs = int(nonempty.sum())
         self.avgdl = float(lengths.sum() / self.n_docs) if self.n_docs else 0.0
 
-    def fit(self, texts: Iterable[str], *, show_progress: bool = False) -> "BM25Encoder":
+    def fit(self, texts: Iterable[str], *, show_progress: bool = False) -> BM25Encoder:
         """Learn the vocabulary, document frequencies and mean length from a corpus."""
         self._terms, self._term_ids = [], {}
         tf, lengths, _ = self._count(texts, grow=True, show_progress=show_progress, desc="bm25 fit")
@@ -227,9 +229,14 @@ class BM25Encoder(SparseEncoder):
         return {"statistics": {"n_docs": self.n_docs, "avgdl": self.avgdl}}
 
     @classmethod
-    def from_directory(cls, directory: Path, meta: dict) -> "BM25Encoder":
-        cfg = dict(meta.get("config", {}))
-        enc = cls(**cfg)
+    def from_directory(cls, directory: Path, meta: dict) -> BM25Encoder:
+        cfg = meta.get("config")
+        if not isinstance(cfg, dict):
+            raise EncoderFormatError(f"{directory}/lsr.json has no 'config' object; re-save the encoder")
+        try:
+            enc = cls(**cfg)
+        except (TypeError, ValueError) as e:
+            raise EncoderFormatError(f"{directory}/lsr.json: invalid BM25 config ({e}); re-save the encoder") from None
         vpath, dpath = directory / VOCAB_FILE, directory / DF_FILE
         for p in (vpath, dpath):
             if not p.exists():

@@ -1,0 +1,330 @@
+"""The ``lsr`` command line: build and query indexes, evaluate systems.
+
+Every subcommand imports what it needs when it runs, so ``lsr --help`` starts fast and never
+loads torch. Exit codes: 0 success, 1 failure (bad input, missing files...), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+logger = logging.getLogger("lsr")
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", help="BEIR folder path, a name under --data-dir/$LSR_DATA, or an ir_datasets id")
+    p.add_argument("--split", help="qrels split (default: test, or the only split there is)")
+    p.add_argument("--data-dir", help="root folder of BEIR data sets (default: $LSR_DATA)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lsr",
+        formatter_class=_Formatter,
+        description="Learned sparse retrieval: encode, index, search and evaluate.",
+        epilog=(
+            "examples:\n"
+            "  lsr evaluate --dataset scifact --encoder bm25\n"
+            "  lsr index build --dataset scifact --encoder bm25 --out idx/scifact\n"
+            "  lsr search idx/scifact \"what causes insulin resistance\" -k 10\n"
+        ),
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    common.add_argument("-q", "--quiet", action="store_true", help="only errors; no progress bars")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    # ---- evaluate
+    ev = sub.add_parser(
+        "evaluate", formatter_class=_Formatter, parents=[common],
+        help="index a data set with one or more encoders, search its queries, report effectiveness and efficiency",
+        description="Encode and index a data set's corpus, search its queries and write one report "
+                    "(report.json, report.md, runs, and tradeoff.png when comparing systems).",
+        epilog=(
+            "examples:\n"
+            "  lsr evaluate --dataset scifact --encoder bm25\n"
+            "  lsr evaluate --dataset nfcorpus --encoder bm25 --encoder bm25:k1=1.2,b=0.75 --out runs/nf\n"
+            "  lsr evaluate --dataset ./my-beir-folder --split dev --measures nDCG@10,R@100\n"
+        ),
+    )
+    _add_data_options(ev)
+    ev.add_argument("--encoder", action="append", default=None,
+                    help="encoder spec (bm25, bm25:k1=1.2,b=0.75) or saved encoder directory; repeat to compare")
+    ev.add_argument("--name", action="append", default=None, help="display name per --encoder (same order)")
+    ev.add_argument("--measures", default=None, help="comma-separated ir_measures names "
+                    "(default nDCG@10,RR@10,R@100,R@1000,AP)")
+    ev.add_argument("-k", type=int, default=1000, help="documents retrieved per query (default 1000)")
+    ev.add_argument("--out", default=None, help="output folder (default runs/<dataset>-<split>)")
+    ev.add_argument("--keep-index", action="store_true", help="keep each system's index in the output folder")
+    ev.add_argument("--format", choices=("table", "json"), default="table", help="what to print on stdout")
+
+    # ---- index
+    ix = sub.add_parser("index", help="build or inspect an index", formatter_class=_Formatter, parents=[common])
+    ixsub = ix.add_subparsers(dest="index_command", metavar="ACTION")
+    b = ixsub.add_parser(
+        "build", formatter_class=_Formatter, parents=[common], help="encode a corpus and write an index directory",
+        description="Encode a corpus and write an index directory (arrays + manifest.json, encoder/ beside).",
+        epilog=(
+            "examples:\n"
+            "  lsr index build --dataset scifact --encoder bm25 --out idx/scifact\n"
+            "  lsr index build --corpus corpus.jsonl --encoder bm25:k1=1.2 --out idx/mine --overwrite\n"
+        ),
+    )
+    _add_data_options(b)
+    b.add_argument("--corpus", help="a corpus file (BEIR corpus.jsonl[.gz]) instead of --dataset")
+    b.add_argument("--encoder", required=True, help="encoder spec or saved encoder directory")
+    b.add_argument("--out", required=True, help="index directory to write")
+    b.add_argument("--overwrite", action="store_true", help="replace an existing index directory")
+    info = ixsub.add_parser(
+        "info", formatter_class=_Formatter, parents=[common], help="print an index's manifest summary",
+        epilog="example:\n  lsr index info idx/scifact --verify\n",
+    )
+    info.add_argument("path", help="index directory")
+    info.add_argument("--verify", action="store_true", help="check every checksum and invariant")
+
+    # ---- search
+    s = sub.add_parser(
+        "search", formatter_class=_Formatter, parents=[common], help="search an index with one query or a queries file",
+        description="Search an index built by `lsr index build`. One query prints a ranked list; "
+                    "a queries file (BEIR queries.jsonl or TSV id<TAB>text) writes a TREC run.",
+        epilog=(
+            "examples:\n"
+            "  lsr search idx/scifact \"what causes insulin resistance\" -k 10\n"
+            "  lsr search idx/scifact --queries queries.jsonl -k 1000 --out run.trec\n"
+        ),
+    )
+    s.add_argument("index", help="index directory")
+    s.add_argument("query", nargs="?", help="query text")
+    s.add_argument("--queries", help="queries file: BEIR queries.jsonl or TSV (id<TAB>text)")
+    s.add_argument("-k", type=int, default=10, help="results per query (default 10)")
+    s.add_argument("--out", help="TREC run file to write (with --queries; default: stdout)")
+    s.add_argument("--format", choices=("text", "json", "trec"), default="text", help="output for one query")
+    s.add_argument("--run-name", default="lsr", help="run name column of the TREC file")
+    return parser
+
+
+# ----------------------------------------------------------------------------- helpers
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
+
+
+def _positive_k(parser: argparse.ArgumentParser, k: int) -> None:
+    if k < 1:
+        parser.error(f"-k must be a positive integer, got {k}")
+
+
+def _read_query_file(path: str) -> dict[str, str]:
+    from eval.datasets import read_queries
+    from eval.errors import DataFormatError
+
+    p = Path(path)
+    if p.suffix in (".jsonl", ".gz") or p.name.endswith(".jsonl.gz"):
+        queries = read_queries(p)
+    else:
+        if not p.exists():
+            raise FileNotFoundError(f"{p}: no such queries file")
+        queries = {}
+        with open(p, encoding="utf-8") as f:
+            for lineno, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                qid, tab, text = line.rstrip("\n").partition("\t")
+                if not tab:
+                    raise DataFormatError(f"{p}:{lineno}: expected 'id<TAB>text' (or use a BEIR queries.jsonl)")
+                if qid in queries:
+                    raise DataFormatError(f"{p}:{lineno}: query id {qid!r} occurs twice")
+                queries[qid] = text
+    if not queries:
+        raise DataFormatError(f"{p}: no queries in the file")
+    for qid, text in queries.items():
+        if not text.strip():
+            raise DataFormatError(f"{p}: query {qid!r} has empty text")
+    return queries
+
+
+# ----------------------------------------------------------------------------- commands
+def cmd_evaluate(args, parser) -> int:
+    from eval import load_dataset
+
+    from .pipeline import compare
+
+    if not args.dataset:
+        parser.error("evaluate needs --dataset")
+    _positive_k(parser, args.k)
+    encoders = args.encoder or ["bm25"]
+    names = args.name or []
+    if names and len(names) != len(encoders):
+        parser.error(f"{len(names)} --name for {len(encoders)} --encoder; give one name per encoder or none")
+    names = names or encoders
+    if len(set(names)) != len(names):
+        parser.error("system names must be unique; use --name to tell them apart")
+    ds = load_dataset(args.dataset, split=args.split, data_dir=args.data_dir)
+    out = Path(args.out) if args.out else Path("runs") / f"{Path(ds.name).name}-{ds.split or 'all'}"
+    from .encoders import load_encoder
+
+    systems = {n: load_encoder(e) for n, e in zip(names, encoders)}
+    command = "lsr " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("lsr") else None
+    report = compare(ds, systems, k=args.k, measures=args.measures, out_dir=out, command=command,
+                     keep_index=args.keep_index, show_progress=not args.quiet)
+    if args.format == "json":
+        print(report.to_json())
+    else:
+        print(report.to_markdown())
+        print(f"\nreport: {out / 'report.json'}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_index_build(args, parser) -> int:
+    from .pipeline import Retriever
+
+    if bool(args.dataset) == bool(args.corpus):
+        parser.error("give exactly one of --dataset or --corpus")
+    if args.dataset:
+        from eval import load_dataset
+
+        corpus = load_dataset(args.dataset, split=args.split, data_dir=args.data_dir).corpus
+    else:
+        from eval.datasets import load_corpus
+
+        corpus = load_corpus(args.corpus)
+    out = Path(args.out)
+    if out.exists() and not args.overwrite and (not out.is_dir() or any(out.iterdir())):
+        raise FileExistsError(f"{out} already exists; pass --overwrite to replace it")
+    retriever = Retriever.build(corpus, args.encoder, show_progress=not args.quiet)
+    retriever.save(out, overwrite=args.overwrite)
+    idx = retriever.index
+    print(f"indexed {idx.n_docs} documents, {idx.nnz} postings, vocabulary {idx.vocabulary.id} -> {out}")
+    return EXIT_OK
+
+
+def cmd_index_info(args, parser) -> int:
+    from index import InvertedIndex, directory_size
+
+    idx = InvertedIndex.load(args.path, verify=args.verify)
+    m = idx.manifest
+    df = idx.doc_frequencies()
+    summary = {
+        "path": str(args.path),
+        "format_version": m["format_version"],
+        "library_version": m.get("library_version"),
+        "created": m.get("created"),
+        "n_docs": idx.n_docs,
+        "dim": idx.dim,
+        "postings": idx.nnz,
+        "terms_with_postings": int((df > 0).sum()),
+        "mean_doc_nnz": float(idx.doc_lengths().mean()) if idx.n_docs else 0.0,
+        "vocabulary": m.get("vocabulary"),
+        "encoder": m.get("encoder"),
+        "bytes_on_disk": directory_size(args.path),
+        "verified": bool(args.verify),
+    }
+    print(json.dumps(summary, indent=2))
+    return EXIT_OK
+
+
+def cmd_search(args, parser) -> int:
+    from .pipeline import Retriever
+
+    _positive_k(parser, args.k)
+    if bool(args.query is not None) == bool(args.queries):
+        parser.error("give either a query text or --queries FILE")
+    if args.query is not None and not args.query.strip():
+        parser.error("the query is empty")
+    retriever = Retriever.load(args.index)
+    doc_ids = retriever.index.doc_ids
+    if args.queries:
+        from eval import write_trec_run
+
+        queries = _read_query_file(args.queries)
+        run = retriever.search_run(queries, k=args.k)
+        if args.out:
+            write_trec_run(run, args.out, name=args.run_name)
+            print(f"wrote {sum(len(v) for v in run.values())} results for {len(run)} queries to {args.out}",
+                  file=sys.stderr)
+        else:
+            from eval.trec import ranked
+
+            for qid in run:
+                for rank, (did, score) in enumerate(ranked(run[qid]), start=1):
+                    print(f"{qid} Q0 {did} {rank} {score:.6f} {args.run_name}")
+        return EXIT_OK
+
+    res = retriever.search([args.query], k=args.k)
+    hits = [(doc_ids[int(d)], float(s)) for d, s in zip(res.doc_idx[0], res.scores[0]) if d >= 0]
+    if args.format == "json":
+        terms = [{"term": t, "weight": w}
+                 for t, w in retriever.encoder.decode(retriever.encode_queries([args.query]))]
+        print(json.dumps({"query": args.query, "query_terms": terms,
+                          "results": [{"rank": r, "doc_id": d, "score": s} for r, (d, s) in enumerate(hits, 1)]},
+                         indent=2))
+    elif args.format == "trec":
+        for r, (d, s) in enumerate(hits, 1):
+            print(f"q0 Q0 {d} {r} {s:.6f} {args.run_name}")
+    else:
+        if not hits:
+            print("no matching documents", file=sys.stderr)
+        for r, (d, s) in enumerate(hits, 1):
+            print(f"{r:>4}  {s:10.4f}  {d}")
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------------------- entry points
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI with ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse: --help (0) or a usage error (2)
+        return int(e.code) if isinstance(e.code, int) else EXIT_USAGE
+    args.verbose = getattr(args, "verbose", 0)
+    args.quiet = getattr(args, "quiet", False)
+    _setup_logging(args.verbose, args.quiet)
+    handlers = {"evaluate": cmd_evaluate, "search": cmd_search}
+    try:
+        if args.command == "index":
+            if args.index_command == "build":
+                return cmd_index_build(args, parser)
+            if args.index_command == "info":
+                return cmd_index_info(args, parser)
+            parser.error("`lsr index` needs an action: build or info (see `lsr index --help`)")
+        if args.command in handlers:
+            return handlers[args.command](args, parser)
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    except SystemExit as e:  # parser.error inside a command
+        return int(e.code) if isinstance(e.code, int) else EXIT_USAGE
+    except KeyboardInterrupt:
+        print("lsr: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, RuntimeError) as e:
+        if args.verbose >= 2:
+            logger.exception("failed")
+        print(f"lsr: error: {e}", file=sys.stderr)
+        return EXIT_FAIL
+    except Exception as e:  # a bug: say so, keep the traceback one flag away
+        if args.verbose >= 2:
+            logger.exception("unexpected failure")
+        print(f"lsr: unexpected error: {type(e).__name__}: {e} (run with -vv for the traceback)", file=sys.stderr)
+        return EXIT_FAIL
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()
