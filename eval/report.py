@@ -225,16 +225,21 @@ class Report:
             logger.warning("matplotlib is not installed (pip install 'lsr[plot]'): no plot written")
             return None
         measure = measure or ("nDCG@10" if "nDCG@10" in self.measures else self.measures[0])
-        fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+        fig, ax = plt.subplots(figsize=(6.5, 4), dpi=120)
+        xs = []
         for s in self.systems:
             x = _get(s.efficiency, "search_latency", "p50_ms")
             y = s.effectiveness.get(measure)
             if x is None or y is None:
                 continue
+            xs.append(x)
             ax.scatter([x], [y], s=40)
             ax.annotate(s.name, (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
-        ax.set_xscale("log")
-        ax.set_xlabel("p50 search latency per query (ms, log scale)")
+        log = bool(xs) and min(xs) > 0 and max(xs) / min(xs) > 10
+        if log:
+            ax.set_xscale("log")
+        ax.margins(x=0.25, y=0.15)
+        ax.set_xlabel("p50 search latency per query (ms" + (", log scale)" if log else ")"))
         ax.set_ylabel(measure)
         ax.set_title(f"{self.dataset.get('name')} {self.dataset.get('split') or ''}: {measure} vs latency")
         ax.grid(True, alpha=0.3)
