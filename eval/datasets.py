@@ -189,7 +189,16 @@ class Corpus:
         self._count = count
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
-        return self._iterate()
+        n = 0
+        for item in self._iterate():
+            n += 1
+            yield item
+        self._count = n  # a complete pass tells the size for free
+
+    @property
+    def known_count(self) -> int | None:
+        """The number of documents if already known (from metadata or a complete pass), else ``None``."""
+        return self._count
 
     def count(self) -> int:
         """Number of documents (one pass over the corpus on first call, cached)."""

@@ -15,14 +15,16 @@ its ``encoder/`` subdirectory.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence, Sized
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from eval import Dataset, Report, SystemResult, evaluate, write_trec_run
 from eval.efficiency import flops, latency_stats, throughput, vector_length_stats
@@ -36,23 +38,38 @@ logger = logging.getLogger(__name__)
 ENCODER_SUBDIR = "encoder"
 
 
-def _read_corpus(corpus: Iterable[tuple[str, str]] | Sequence[str]) -> tuple[list[str] | None, list[str]]:
-    """Split ``(doc_id, text)`` pairs (or plain texts) into ids and texts."""
-    ids: list[str] = []
-    texts: list[str] = []
-    plain = None
-    for item in corpus:
-        if plain is None:
-            plain = isinstance(item, str)
-        if plain:
-            texts.append(item)
-        else:
-            did, text = item
-            ids.append(did)
-            texts.append(text)
-    if not texts:
-        raise ValueError("the corpus is empty: nothing to index")
-    return (None if plain else ids), texts
+class _CorpusTexts:
+    """One pass over ``(doc_id, text)`` pairs or plain texts, yielding texts and collecting ids."""
+
+    def __init__(self, corpus):
+        self.corpus = corpus
+        self._items = iter(corpus)
+        first = next(self._items, None)
+        if first is None:
+            raise ValueError("the corpus is empty: nothing to index")
+        self._items = itertools.chain([first], self._items)
+        self.ids: list[str] = []
+        self.plain = False
+        self.n = 0
+
+    def __iter__(self):
+        for item in self._items:
+            if isinstance(item, str):
+                self.plain = True
+                text = item
+            else:
+                did, text = item
+                self.ids.append(did)
+            self.n += 1
+            yield text
+
+    def __len__(self):  # lets progress bars show a total when the corpus knows its size
+        if isinstance(self.corpus, Sized):
+            return len(self.corpus)
+        known = getattr(self.corpus, "known_count", None)
+        if known is not None:
+            return known
+        raise TypeError("size unknown")
 
 
 class Retriever:
@@ -81,14 +98,17 @@ class Retriever:
         """
         if isinstance(encoder, (str, os.PathLike)):
             encoder = load_encoder(encoder)
-        ids, texts = _read_corpus(corpus)
+        texts = _CorpusTexts(corpus)
         t0 = time.perf_counter()
         if encoder.needs_fit:
             docs = encoder.fit_encode_documents(texts, show_progress=show_progress)
         else:
             docs = encoder.encode_documents(texts, show_progress=show_progress)
         encode_seconds = time.perf_counter() - t0
-        logger.info("encoded %d documents in %.1fs", len(texts), encode_seconds)
+        if texts.plain and texts.ids:
+            raise ValueError("the corpus mixes plain texts and (doc_id, text) pairs; give one or the other")
+        logger.info("encoded %d documents in %.1fs", texts.n, encode_seconds)
+        ids = None if texts.plain else texts.ids
         index = InvertedIndex.build(docs, doc_ids=ids, vocabulary=encoder.vocabulary, encoder=encoder.describe())
         return cls(index, encoder, doc_encode_seconds=encode_seconds)
 
@@ -141,7 +161,8 @@ def search_texts(retriever: Retriever, texts: Sequence[str], k: int = 10) -> Sea
     return retriever.search(texts, k=k)
 
 
-def measure_queries(retriever: Retriever, texts: Sequence[str], k: int) -> tuple[SearchResults, dict]:
+def measure_queries(retriever: Retriever, texts: Sequence[str], k: int,
+                    show_progress: bool = False) -> tuple[SearchResults, dict]:
     """Search all queries and measure: one query at a time (latency), then one batch (throughput).
 
     Returns the batch results and a dict of efficiency statistics.
@@ -151,7 +172,7 @@ def measure_queries(retriever: Retriever, texts: Sequence[str], k: int) -> tuple
     enc_lat = np.empty(n)
     search_lat = np.empty(n)
     clock = time.perf_counter
-    for i, text in enumerate(texts):
+    for i, text in enumerate(tqdm(texts, desc="queries", unit="q", disable=not show_progress, mininterval=1.0)):
         t0 = clock()
         q = enc.encode_queries([text])
         t1 = clock()
@@ -225,7 +246,7 @@ def evaluate_dataset(
 
     qids = list(dataset.queries)
     texts = [dataset.queries[q] for q in qids]
-    results, stats = measure_queries(retriever, texts, k)
+    results, stats = measure_queries(retriever, texts, k, show_progress=show_progress)
     run = results.to_run(qids, idx.doc_ids)
     evaluation = evaluate(run, dataset.qrels, parsed)
 

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from array import array
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -138,14 +140,22 @@ class BM25Encoder(SparseEncoder):
 
     # ----------------------------------------------------------- analysis
     def _count(self, texts: Iterable[str], grow: bool, show_progress: bool, desc: str):
-        """Analyse texts into a term-frequency CSR (int32 counts) and document lengths."""
+        """Analyse texts into a term-frequency CSR (float32 counts), document lengths, dropped tokens.
+
+        Memory grows with the number of distinct (document, term) pairs, not with the tokens:
+        each document's terms are counted as it is read, into compact typed arrays.
+        """
         ids = self._term_ids
         terms = self._terms
         analyze = self.analyzer
-        indptr = [0]
-        flat: list[int] = []
-        lengths: list[int] = []
-        total = len(texts) if hasattr(texts, "__len__") else None
+        indptr = array("q", [0])
+        indices = array("i")
+        counts = array("f")
+        lengths = array("q")
+        try:
+            total = len(texts)
+        except TypeError:
+            total = None
         dropped = 0
         for text in tqdm(texts, total=total, desc=desc, unit="doc", disable=not show_progress, mininterval=1.0):
             if not isinstance(text, str):
@@ -154,26 +164,24 @@ class BM25Encoder(SparseEncoder):
             lengths.append(len(toks))
             if grow:
                 for t in toks:
-                    i = ids.get(t)
-                    if i is None:
-                        i = ids[t] = len(terms)
+                    if t not in ids:
+                        ids[t] = len(terms)
                         terms.append(t)
-                    flat.append(i)
+                tf = Counter(ids[t] for t in toks)
             else:
-                for t in toks:
-                    i = ids.get(t)
-                    if i is None:
-                        dropped += 1
-                    else:
-                        flat.append(i)
-            indptr.append(len(flat))
-        n = len(lengths)
-        rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(np.asarray(indptr, dtype=np.int64)))
-        dim = len(terms)
-        tf = sp.coo_array((np.ones(len(flat), dtype=np.float32), (rows, np.asarray(flat, dtype=np.int64))),
-                          shape=(n, dim)).tocsr()
-        tf.sum_duplicates()
-        return tf, np.asarray(lengths, dtype=np.int64), dropped
+                tf = Counter(ids[t] for t in toks if t in ids)
+                dropped += len(toks) - sum(tf.values())
+            for term_id in sorted(tf):
+                indices.append(term_id)
+                counts.append(tf[term_id])
+            indptr.append(len(indices))
+        tf = sp.csr_array(
+            (np.frombuffer(counts, dtype=np.float32), np.frombuffer(indices, dtype=np.int32),
+             np.frombuffer(indptr, dtype=np.int64)),
+            shape=(len(lengths), len(terms)),
+        )
+        lengths = np.frombuffer(lengths, dtype=np.int64)
+        return tf, lengths, dropped
 
     def _set_statistics(self, tf: sp.csr_array, lengths: np.ndarray) -> None:
         self._df = np.bincount(tf.indices, minlength=tf.shape[1]).astype(np.int64)
