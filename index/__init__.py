@@ -11,7 +11,7 @@ Example:
 from ._version import library_version
 from .docids import DocIds
 from .errors import IndexFormatError, InvalidSparseError, VocabularyMismatchError
-from .inverted import InvertedIndex, Vocabulary
+from .inverted import Approx, DetailedSearch, InvertedIndex, SearchStats, Vocabulary, numba_threads
 from .oracle import brute_force_search
 from .results import NO_DOC, SearchResults
 from .sparse import SparseBatch, as_csr
@@ -19,6 +19,10 @@ from .storage import atomic_dir, directory_size
 
 __all__ = [
     "InvertedIndex",
+    "Approx",
+    "DetailedSearch",
+    "SearchStats",
+    "numba_threads",
     "SearchResults",
     "SparseBatch",
     "Vocabulary",

@@ -1,34 +1,45 @@
-"""The inverted index: posting lists per term, saved as ``.npy`` arrays plus ``manifest.json``.
+"""The inverted index: posting lists per term with block-max metadata, on disk as ``.npy`` + manifest.
 
-Layout (format version 1), all arrays one contiguous block each:
+Layout (format version 2), every array one contiguous block:
 
-==================  ==========  ===========================================================
-``term_offsets``    int64       ``dim + 1`` offsets; term ``t`` owns postings
-                                ``term_offsets[t]:term_offsets[t+1]``
-``posting_docs``    int32       document indices, ascending within each term
-``posting_impacts`` float32     the document's weight for that term (> 0)
-``doc_nnz``         int32       non-zeros per document (vector length statistics)
-``docid_bytes``     uint8       external document ids, UTF-8, concatenated
-``docid_offsets``   int64       ``n_docs + 1`` offsets into ``docid_bytes``
-==================  ==========  ===========================================================
+===================  ================  ==========================================================
+``term_offsets``     int64 [dim+1]     term ``t`` owns postings ``term_offsets[t]:term_offsets[t+1]``
+``posting_docs``     int32 [nnz]       document indices, ascending within each term
+``posting_impacts``  float32 | uint8   the document's weight for the term (> 0); integer codes
+                     | uint16 [nnz]    are read as ``float32(code) * scale`` (manifest)
+``term_max``         float32 [dim]     largest impact of each term
+``bm_offsets``       int64 [dim+1]     term ``t`` owns block entries ``bm_offsets[t]:bm_offsets[t+1]``
+``bm_blocks``        int32 [nbm]       the blocks (``doc // block_size``) the term occurs in, ascending
+``bm_max``           float32 [nbm]     the term's largest impact in that block
+``bm_start``         int32 [nbm]       where the block's postings start, relative to the term's first
+``doc_nnz``          int32 [n_docs]    non-zeros per document
+``docid_bytes``      uint8             external document ids, UTF-8, concatenated
+``docid_offsets``    int64 [n_docs+1]  offsets into ``docid_bytes``
+===================  ================  ==========================================================
 
-``manifest.json`` records the format and library versions, the dimension, document and posting
-counts, the vocabulary (id and size) the vectors were encoded with, the encoder that produced
-them, the build time, and for each array its dtype, shape, byte size and sha256.
+``manifest.json`` records the format and library versions, dimension, document and posting counts,
+block size, quantization (dtype and scale), the vocabulary (id and size), the encoder, the build
+time, and each array's dtype, shape, byte size and sha256.
 
-Search here runs the exact scipy product over the posting lists (the same arithmetic as
-:func:`index.brute_force_search`); faster engines plug into the same arrays.
+Search engines (all return the same :class:`~index.SearchResults`):
+
+* ``"auto"`` (default, exact): per query, exhaustive term-at-a-time when its posting lists are short
+  or block-max bounds would not prune, block-max pruning otherwise;
+* ``"taat"``: exhaustive term-at-a-time accumulation (exact);
+* ``"blockmax"``: block-max pruning (exact unless an :class:`Approx` setting is given);
+* ``"oracle"``: the scipy product, the correctness reference.
 
 Example:
-    >>> from index import InvertedIndex
-    >>> idx = InvertedIndex.build(docs, doc_ids=ids)             # doctest: +SKIP
-    >>> res = idx.search(queries, k=10)                           # doctest: +SKIP
-    >>> idx.save("idx/")                                          # doctest: +SKIP
-    >>> idx = InvertedIndex.load("idx/")                          # memory-mapped  # doctest: +SKIP
+    >>> from index import InvertedIndex, Approx
+    >>> idx = InvertedIndex.build(docs, doc_ids=ids, quantization="uint8")     # doctest: +SKIP
+    >>> res = idx.search(queries, k=10)                                         # doctest: +SKIP
+    >>> fast = idx.search(queries, k=10, approx=Approx(max_blocks=64))          # doctest: +SKIP
+    >>> idx.save("idx/"); idx = InvertedIndex.load("idx/")                      # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -40,11 +51,13 @@ from typing import NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
+from . import kernels
 from ._version import library_version
 from .docids import DocIds, as_doc_ids
 from .errors import IndexFormatError, VocabularyMismatchError
 from .oracle import _check_k, score_topk
-from .results import SearchResults
+from .quantize import check_quantization, dequantize, quantize
+from .results import SearchResults, empty_results
 from .sparse import as_csr
 from .storage import (
     MANIFEST,
@@ -59,8 +72,18 @@ from .storage import (
 logger = logging.getLogger(__name__)
 
 FORMAT = "lsr-index"
-FORMAT_VERSION = 1
-ENGINES = ("oracle",)
+FORMAT_VERSION = 2
+DEFAULT_BLOCK_SIZE = 64
+ENGINES = ("auto", "taat", "blockmax", "oracle")
+#: "auto" sends a query to block-max pruning when its postings outnumber its block entries by this
+#: factor and it has at least AUTO_MIN_POSTINGS postings (see benchmarks/engine.py for the measurements).
+AUTO_RATIO = 3.0
+AUTO_MIN_POSTINGS = 20_000
+#: blocks scored best-first to set the threshold before the remaining blocks are filtered
+DEFAULT_SEED_BLOCKS = 16
+
+REQUIRED_ARRAYS = ("term_offsets", "posting_docs", "posting_impacts", "term_max", "bm_offsets", "bm_blocks",
+                   "bm_max", "bm_start", "doc_nnz", "docid_bytes", "docid_offsets")
 
 
 class Vocabulary(NamedTuple):
@@ -79,10 +102,92 @@ class Vocabulary(NamedTuple):
         return cls(str(obj["id"]), int(obj["size"]))
 
 
+class Approx(NamedTuple):
+    """Knobs of approximate search (block-max engine). The default values mean "exact".
+
+    Attributes:
+        max_blocks: score only this many blocks, those with the highest upper bounds (0: no budget).
+        query_terms: keep only this many heaviest query terms (0: all).
+        alpha: skip blocks whose upper bound times ``alpha`` is below the current k-th score;
+            1.0 is exact, smaller prunes more (BMP's approximation factor).
+
+    Example: ``idx.search(q, k=10, approx=Approx(max_blocks=100, query_terms=20))``; the cheapest
+    setting for a target recall comes from :func:`index.tune_approximate`.
+    """
+
+    max_blocks: int = 0
+    query_terms: int = 0
+    alpha: float = 1.0
+
+    def validate(self) -> Approx:
+        if int(self.max_blocks) < 0 or int(self.query_terms) < 0:
+            raise ValueError(f"max_blocks and query_terms must be >= 0, got {self}")
+        if not 0 < float(self.alpha) <= 1:
+            raise ValueError(f"alpha must be in (0, 1], got {self.alpha}")
+        return Approx(int(self.max_blocks), int(self.query_terms), float(self.alpha))
+
+    @property
+    def exact(self) -> bool:
+        return self.max_blocks == 0 and self.query_terms == 0 and self.alpha == 1.0
+
+
+class SearchStats(NamedTuple):
+    """Work done per query: postings scored, blocks scored, and which engine ran (``engines[code]``)."""
+
+    postings: np.ndarray
+    blocks: np.ndarray
+    engine: np.ndarray
+    engines: tuple = ("taat", "blockmax", "oracle")
+
+
+class DetailedSearch(NamedTuple):
+    """Results plus the work statistics of :meth:`InvertedIndex.search_detailed`."""
+
+    results: SearchResults
+    stats: SearchStats
+
+
+@contextlib.contextmanager
+def numba_threads(n: int | None):
+    """Run the block with ``n`` Numba threads, restoring the previous setting afterwards."""
+    if n is None:
+        yield
+        return
+    import numba
+
+    n = int(n)
+    if not 1 <= n <= numba.config.NUMBA_NUM_THREADS:
+        raise ValueError(f"threads must be in [1, {numba.config.NUMBA_NUM_THREADS}], got {n}")
+    before = numba.get_num_threads()
+    numba.set_num_threads(n)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
+
+
+def block_metadata(toff: np.ndarray, pdocs: np.ndarray, pimp: np.ndarray, scale: np.float32, block_size: int):
+    """Per-term block entries (offsets, block ids, maxima, relative starts) and per-term maxima."""
+    dim = toff.shape[0] - 1
+    counts = np.zeros(dim, dtype=np.int64)
+    kernels.count_term_blocks(toff, pdocs, np.int64(block_size), counts)
+    bm_off = np.zeros(dim + 1, dtype=np.int64)
+    np.cumsum(counts, out=bm_off[1:])
+    nbm = int(bm_off[-1])
+    bm_blocks = np.empty(nbm, dtype=np.int32)
+    bm_max = np.empty(nbm, dtype=np.float32)
+    bm_start = np.empty(nbm, dtype=np.int32)
+    kernels.fill_term_blocks(toff, pdocs, pimp, scale, np.int64(block_size), bm_off, bm_blocks, bm_max, bm_start)
+    term_max = np.zeros(dim, dtype=np.float32)
+    kernels.term_maxima(toff, pimp, scale, term_max)
+    return bm_off, bm_blocks, bm_max, bm_start, term_max
+
+
 class InvertedIndex:
     """Posting lists of a document collection, searchable and storable.
 
-    Build with :meth:`build`, load with :meth:`load`; do not call the constructor directly.
+    Build with :meth:`build` (in memory) or :class:`index.IndexBuilder` (streamed shards), load
+    with :meth:`load`; do not call the constructor directly.
 
     Attributes:
         dim: vocabulary size (number of term ids).
@@ -90,6 +195,8 @@ class InvertedIndex:
         doc_ids: external ids (:class:`index.docids.DocIds`, a sequence of ``str``).
         vocabulary: the :class:`Vocabulary` the documents were encoded with, if recorded.
         encoder: a JSON-able description of the encoder that produced the vectors, if recorded.
+        block_size: documents per block of the block-max metadata.
+        quantization: ``None``, ``"uint8"`` or ``"uint16"``; ``scale`` the code-to-impact factor.
     """
 
     def __init__(self, arrays: dict[str, np.ndarray], manifest: dict, path: Path | None = None):
@@ -98,10 +205,15 @@ class InvertedIndex:
         self.path = path
         self.dim = int(manifest["dim"])
         self.n_docs = int(manifest["n_docs"])
+        self.block_size = int(manifest["block_size"])
+        q = manifest.get("quantization") or {}
+        self.quantization = q.get("dtype")
+        self.scale = np.float32(q.get("scale", 1.0))
         self.doc_ids = DocIds(arrays["docid_bytes"], arrays["docid_offsets"])
         self.vocabulary = Vocabulary.from_json(manifest.get("vocabulary"))
         self.encoder = manifest.get("encoder")
         self._postings: sp.csr_array | None = None
+        self._k = {name: np.asarray(a) for name, a in arrays.items()}  # plain ndarray views for kernels
 
     # ------------------------------------------------------------------ build
     @classmethod
@@ -112,8 +224,10 @@ class InvertedIndex:
         *,
         vocabulary: Vocabulary | tuple | None = None,
         encoder: dict | None = None,
+        quantization: str | None = None,
+        block_size: int = DEFAULT_BLOCK_SIZE,
     ) -> InvertedIndex:
-        """Build an index from document vectors.
+        """Build an index from document vectors held in memory.
 
         Args:
             docs: ``n_docs x dim`` document vectors (any input :func:`index.sparse.as_csr` accepts).
@@ -121,10 +235,41 @@ class InvertedIndex:
             vocabulary: ``Vocabulary(id, size)`` of the encoder; recorded so that queries from
                 another vocabulary are refused. ``size`` must equal the dimension.
             encoder: a JSON-able description of the encoder, stored in the manifest.
+            quantization: ``None`` (float32 impacts), ``"uint8"`` or ``"uint16"`` (one global scale).
+            block_size: documents per block for block-max pruning (default 64).
+
+        For corpora that do not fit in memory, use :class:`index.IndexBuilder`.
         """
         start = time.perf_counter()
         d = as_csr(docs, name="documents")
         n_docs, dim = d.shape
+        if doc_ids is not None and len(doc_ids) != n_docs:
+            raise ValueError(f"{len(doc_ids)} document ids for {n_docs} documents")
+        postings = sp.csr_array(d.T)  # dim x n_docs, doc indices ascending within each term
+        postings.sort_indices()
+        return cls.from_postings(
+            term_offsets=postings.indptr.astype(np.int64, copy=False),
+            posting_docs=postings.indices.astype(np.int32, copy=False),
+            posting_impacts=postings.data.astype(np.float32, copy=False),
+            doc_nnz=np.diff(d.indptr).astype(np.int32),
+            doc_ids=doc_ids, vocabulary=vocabulary, encoder=encoder, quantization=quantization,
+            block_size=block_size, started=start,
+        )
+
+    @classmethod
+    def from_postings(cls, *, term_offsets, posting_docs, posting_impacts, doc_nnz, doc_ids, vocabulary, encoder,
+                      quantization, block_size, started=None, scale=None, out: dict | None = None) -> InvertedIndex:
+        """Assemble an index from term-major postings (float32 impacts, or codes with ``scale``).
+
+        ``out`` may hold preallocated (e.g. memory-mapped) arrays to fill; used by the builder.
+        """
+        started = time.perf_counter() if started is None else started
+        dim = term_offsets.shape[0] - 1
+        n_docs = doc_nnz.shape[0]
+        quantization = check_quantization(quantization)
+        block_size = int(block_size)
+        if not 1 <= block_size <= 1 << 20:
+            raise ValueError(f"block_size must be in [1, 2**20], got {block_size}")
         if vocabulary is not None:
             vocabulary = Vocabulary(*vocabulary)
             if vocabulary.size != dim:
@@ -132,22 +277,32 @@ class InvertedIndex:
                     f"vocabulary {vocabulary.id!r} has {vocabulary.size} terms but the documents "
                     f"have dimension {dim}"
                 )
-        if doc_ids is not None and len(doc_ids) != n_docs:
-            raise ValueError(f"{len(doc_ids)} document ids for {n_docs} documents")
+        if n_docs > np.iinfo(np.int32).max - block_size:
+            raise ValueError(f"{n_docs} documents do not fit int32 document indices")
         ids = as_doc_ids(doc_ids, n_docs)
         dup = ids.first_duplicate() if doc_ids is not None else None
         if dup is not None:
             raise ValueError(f"document id {dup!r} occurs more than once; ids must be unique")
-        if d.nnz > np.iinfo(np.int64).max or n_docs > np.iinfo(np.int32).max:
-            raise ValueError(f"{n_docs} documents do not fit int32 document indices")
-
-        postings = sp.csr_array(d.T)  # dim x n_docs, doc indices ascending within each term
-        postings.sort_indices()
+        if posting_impacts.dtype == np.float32 and quantization is not None:
+            posting_impacts, scale = quantize(posting_impacts, quantization)
+        elif scale is None:
+            scale = np.float32(1.0)
+        scale = np.float32(scale)
+        toff = np.asarray(term_offsets)
+        if int(np.diff(toff).max(initial=0)) > np.iinfo(np.int32).max:
+            raise ValueError("a posting list longer than 2**31 - 1 does not fit this format")
+        bm_off, bm_blocks, bm_max, bm_start, term_max = block_metadata(
+            toff, np.asarray(posting_docs), np.asarray(posting_impacts), scale, block_size)
         arrays = {
-            "term_offsets": postings.indptr.astype(np.int64, copy=False),
-            "posting_docs": postings.indices.astype(np.int32, copy=False),
-            "posting_impacts": postings.data.astype(np.float32, copy=False),
-            "doc_nnz": np.diff(d.indptr).astype(np.int32),
+            "term_offsets": term_offsets,
+            "posting_docs": posting_docs,
+            "posting_impacts": posting_impacts,
+            "term_max": term_max,
+            "bm_offsets": bm_off,
+            "bm_blocks": bm_blocks,
+            "bm_max": bm_max,
+            "bm_start": bm_start,
+            "doc_nnz": doc_nnz,
             "docid_bytes": ids.data,
             "docid_offsets": ids.offsets,
         }
@@ -158,14 +313,16 @@ class InvertedIndex:
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "dim": int(dim),
             "n_docs": int(n_docs),
-            "nnz": int(d.nnz),
+            "nnz": int(posting_docs.shape[0]),
+            "block_size": block_size,
+            "n_block_entries": int(bm_blocks.shape[0]),
             "vocabulary": vocabulary.to_json() if vocabulary is not None else None,
             "encoder": encoder,
-            "quantization": None,
-            "build_seconds": round(time.perf_counter() - start, 6),
+            "quantization": None if quantization is None else {"dtype": quantization, "scale": float(scale)},
+            "build_seconds": round(time.perf_counter() - started, 6),
         }
-        logger.info("built an index of %d documents, %d postings in %.2fs",
-                    n_docs, d.nnz, manifest["build_seconds"])
+        logger.info("built an index of %d documents, %d postings, %d block entries in %.2fs",
+                    n_docs, manifest["nnz"], manifest["n_block_entries"], manifest["build_seconds"])
         return cls(arrays, manifest)
 
     # ------------------------------------------------------------- accessors
@@ -179,19 +336,22 @@ class InvertedIndex:
 
     def doc_frequencies(self) -> np.ndarray:
         """Document frequency of every term (int64 ``[dim]``): the posting-list lengths."""
-        return np.diff(self._arrays["term_offsets"])
+        return np.diff(self._k["term_offsets"])
 
     def doc_lengths(self) -> np.ndarray:
         """Non-zeros of every document vector (int32 ``[n_docs]``)."""
         return self._arrays["doc_nnz"]
 
     def postings(self, term: int) -> tuple[np.ndarray, np.ndarray]:
-        """Document indices and impacts of one term's posting list (views, no copy)."""
+        """Document indices and (de-quantized float32) impacts of one term's posting list."""
         if not 0 <= term < self.dim:
             raise IndexError(f"term id {term} outside [0, {self.dim})")
-        offs = self._arrays["term_offsets"]
+        offs = self._k["term_offsets"]
         lo, hi = offs[term], offs[term + 1]
-        return self._arrays["posting_docs"][lo:hi], self._arrays["posting_impacts"][lo:hi]
+        return self._k["posting_docs"][lo:hi], self._impacts_float(self._k["posting_impacts"][lo:hi])
+
+    def _impacts_float(self, imp: np.ndarray) -> np.ndarray:
+        return imp if imp.dtype == np.float32 else dequantize(imp, self.scale)
 
     @property
     def arrays(self) -> dict[str, np.ndarray]:
@@ -206,14 +366,15 @@ class InvertedIndex:
 
     def __repr__(self) -> str:
         voc = self.vocabulary.id if self.vocabulary else None
-        return f"InvertedIndex(n_docs={self.n_docs}, dim={self.dim}, nnz={self.nnz}, vocabulary={voc!r})"
+        return (f"InvertedIndex(n_docs={self.n_docs}, dim={self.dim}, nnz={self.nnz}, "
+                f"quantization={self.quantization}, vocabulary={voc!r})")
 
     # ---------------------------------------------------------------- search
     def _posting_matrix(self) -> sp.csr_array:
         if self._postings is None:
-            a = self._arrays
+            a = self._k
             self._postings = sp.csr_array(
-                (a["posting_impacts"], a["posting_docs"], a["term_offsets"]),
+                (self._impacts_float(a["posting_impacts"]), a["posting_docs"], a["term_offsets"]),
                 shape=(self.dim, self.n_docs),
             )
         return self._postings
@@ -230,24 +391,98 @@ class InvertedIndex:
                 )
         return as_csr(queries, dim=self.dim, name="queries")
 
-    def search(self, queries, k: int = 10, *, vocabulary: Vocabulary | tuple | None = None,
-               engine: str = "oracle") -> SearchResults:
-        """Exact top-k documents for a batch of queries.
+    def choose_engines(self, q: sp.csr_array) -> np.ndarray:
+        """Per query, True where "auto" picks block-max pruning (see AUTO_RATIO, AUTO_MIN_POSTINGS)."""
+        n = q.shape[0]
+        if q.nnz == 0:
+            return np.zeros(n, dtype=bool)
+        rows = np.repeat(np.arange(n), np.diff(q.indptr))
+        df = np.diff(self._k["term_offsets"])[q.indices]
+        nb = np.diff(self._k["bm_offsets"])[q.indices]
+        postings = np.bincount(rows, weights=df, minlength=n)
+        entries = np.bincount(rows, weights=nb, minlength=n)
+        return (postings >= AUTO_MIN_POSTINGS) & (postings >= AUTO_RATIO * entries)
+
+    def search(self, queries, k: int = 10, *, engine: str = "auto", approx: Approx | None = None,
+               vocabulary: Vocabulary | tuple | None = None, threads: int | None = None) -> SearchResults:
+        """Top-k documents for a batch of queries.
 
         Args:
             queries: ``n_queries x dim`` query vectors (any input :func:`index.sparse.as_csr` accepts).
             k: results per query; slots past the last matching document hold ``-1`` / ``-inf``.
+            engine: ``"auto"`` (exact; default), ``"taat"``, ``"blockmax"`` or ``"oracle"``.
+            approx: :class:`Approx` knobs for approximate search (block-max engine); ``None`` is exact.
             vocabulary: the queries' vocabulary; refused if it differs from the index's.
-            engine: ``"oracle"``, the exact scipy product over the posting lists.
+            threads: Numba threads for this call (default: Numba's setting); restored afterwards.
 
         Returns:
-            :class:`SearchResults`, ties broken by the smaller document index.
+            :class:`SearchResults`; exact engines return the oracle's top-k, ties by smaller document
+            index (with quantized impacts: exact for the de-quantized impacts).
         """
+        return self.search_detailed(queries, k, engine=engine, approx=approx, vocabulary=vocabulary,
+                                    threads=threads).results
+
+    def search_detailed(self, queries, k: int = 10, *, engine: str = "auto", approx: Approx | None = None,
+                        vocabulary: Vocabulary | tuple | None = None, threads: int | None = None,
+                        seed_blocks: int = DEFAULT_SEED_BLOCKS) -> DetailedSearch:
+        """:meth:`search`, plus per-query work statistics (:class:`SearchStats`)."""
         k = _check_k(k)
         if engine not in ENGINES:
             raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+        if approx is not None:
+            approx = approx.validate()
+            if engine in ("taat", "oracle"):
+                raise ValueError(f"approximate search runs on the block-max engine, not {engine!r}")
+            if approx.exact:
+                approx = None
         q = self.check_queries(queries, vocabulary)
-        return score_topk(q, self._posting_matrix(), k)
+        n = q.shape[0]
+        postings = np.zeros(n, dtype=np.int64)
+        blocks = np.zeros(n, dtype=np.int64)
+        if engine == "oracle":
+            res = score_topk(q, self._posting_matrix(), k)
+            return DetailedSearch(res, SearchStats(postings, blocks, np.full(n, 2, dtype=np.uint8)))
+        if approx is not None or engine == "blockmax":
+            use_bm = np.ones(n, dtype=bool)
+        elif engine == "taat":
+            use_bm = np.zeros(n, dtype=bool)
+        else:
+            use_bm = self.choose_engines(q)
+        out = empty_results(n, k)
+        stats = np.zeros((n, 3), dtype=np.int64)
+        with numba_threads(threads):
+            for flag in (False, True):
+                rows = np.flatnonzero(use_bm == flag)
+                if rows.size == 0:
+                    continue
+                sub = q if rows.size == n else q[rows]
+                sub_out = out if rows.size == n else empty_results(rows.size, k)
+                sub_stats = stats if rows.size == n else np.zeros((rows.size, 3), dtype=np.int64)
+                self._run_kernel(sub, k, flag, approx or Approx(), seed_blocks, sub_out, sub_stats)
+                if rows.size != n:
+                    out.doc_idx[rows] = sub_out.doc_idx
+                    out.scores[rows] = sub_out.scores
+                    stats[rows] = sub_stats
+        return DetailedSearch(out, SearchStats(stats[:, 0], stats[:, 1], use_bm.astype(np.uint8)))
+
+    def _run_kernel(self, q: sp.csr_array, k: int, blockmax: bool, approx: Approx, seed_blocks: int,
+                    out: SearchResults, stats: np.ndarray) -> None:
+        import numba
+
+        a = self._k
+        nt = np.int64(numba.get_num_threads())
+        qptr = q.indptr.astype(np.int64, copy=False)
+        qidx = q.indices.astype(np.int32, copy=False)
+        qval = q.data.astype(np.float32, copy=False)
+        if not blockmax:
+            kernels.taat_search(qptr, qidx, qval, a["term_offsets"], a["posting_docs"], a["posting_impacts"],
+                                self.scale, np.int64(self.n_docs), np.int64(k), nt, out.doc_idx, out.scores, stats)
+            return
+        kernels.blockmax_search(
+            qptr, qidx, qval, a["term_offsets"], a["posting_docs"], a["posting_impacts"], self.scale,
+            a["bm_offsets"], a["bm_blocks"], a["bm_max"], a["bm_start"], np.int64(self.block_size),
+            np.int64(self.n_docs), np.int64(k), np.float32(approx.alpha), np.int64(approx.max_blocks),
+            np.int64(max(1, seed_blocks)), np.int64(approx.query_terms), nt, out.doc_idx, out.scores, stats)
 
     # ------------------------------------------------------------ save/load
     def write_into(self, directory: Path) -> None:
@@ -279,25 +514,34 @@ class InvertedIndex:
 
         Raises:
             IndexFormatError: not an lsr index, corrupt manifest, missing or truncated array,
-                checksum or invariant failure.
+                checksum or invariant failure, or an older format (rebuild it).
         """
         path = Path(path)
         manifest = read_manifest(path, FORMAT, FORMAT_VERSION)
+        if manifest["format_version"] < FORMAT_VERSION:
+            raise IndexFormatError(
+                f"{path} has index format {manifest['format_version']}, older than this lsr's "
+                f"{FORMAT_VERSION} (written by lsr {manifest.get('library_version')}); rebuild it with `lsr index build`"
+            )
         try:
             entries = manifest["arrays"]
             dim, n_docs, nnz = int(manifest["dim"]), int(manifest["n_docs"]), int(manifest["nnz"])
+            block_size = int(manifest["block_size"])
+            q = manifest.get("quantization")
+            if q is not None:
+                check_quantization(q["dtype"])
+                float(q["scale"])
         except (KeyError, TypeError, ValueError) as e:
-            raise IndexFormatError(f"{path / MANIFEST} lacks a required field ({e}); rebuild the index") from None
-        required = ("term_offsets", "posting_docs", "posting_impacts", "doc_nnz", "docid_bytes", "docid_offsets")
-        missing = [r for r in required if r not in entries]
+            raise IndexFormatError(f"{path / MANIFEST} lacks a valid field ({e}); rebuild the index") from None
+        missing = [r for r in REQUIRED_ARRAYS if r not in entries]
         if missing:
             raise IndexFormatError(f"{path / MANIFEST} lists no array {missing[0]!r}; rebuild the index")
-        arrays = {name: load_array(path, entries[name], mmap, verify) for name in required}
-        _check_structure(path, arrays, dim, n_docs, nnz, full=verify)
+        arrays = {name: load_array(path, entries[name], mmap, verify) for name in REQUIRED_ARRAYS}
+        _check_structure(path, arrays, dim, n_docs, nnz, block_size, full=verify)
         return cls(arrays, manifest, path=path)
 
 
-def _check_structure(path: Path, a: dict, dim: int, n_docs: int, nnz: int, full: bool) -> None:
+def _check_structure(path: Path, a: dict, dim: int, n_docs: int, nnz: int, block_size: int, full: bool) -> None:
     def fail(msg: str):
         raise IndexFormatError(f"{path}: {msg}; the index is corrupt, rebuild it")
 
@@ -306,18 +550,31 @@ def _check_structure(path: Path, a: dict, dim: int, n_docs: int, nnz: int, full:
         fail("term_offsets do not match the manifest's dimension and posting count")
     if a["posting_docs"].shape != (nnz,) or a["posting_impacts"].shape != (nnz,):
         fail("posting arrays do not hold the manifest's posting count")
+    if a["posting_impacts"].dtype not in (np.float32, np.uint8, np.uint16):
+        fail(f"posting_impacts have an unsupported dtype {a['posting_impacts'].dtype}")
     if a["doc_nnz"].shape != (n_docs,) or a["docid_offsets"].shape != (n_docs + 1,):
         fail("document arrays do not hold the manifest's document count")
     if a["docid_offsets"][-1] != a["docid_bytes"].shape[0]:
         fail("docid_offsets do not end at the size of docid_bytes")
+    if a["term_max"].shape != (dim,) or a["bm_offsets"].shape != (dim + 1,):
+        fail("per-term arrays do not match the dimension")
+    nbm = a["bm_blocks"].shape[0]
+    if a["bm_offsets"][0] != 0 or a["bm_offsets"][-1] != nbm or a["bm_max"].shape != (nbm,) \
+            or a["bm_start"].shape != (nbm,):
+        fail("block-max arrays are inconsistent")
+    if block_size < 1:
+        fail(f"block_size {block_size} is not positive")
     if full:
-        if np.any(np.diff(offs) < 0):
-            fail("term_offsets decrease")
+        if np.any(np.diff(offs) < 0) or np.any(np.diff(a["bm_offsets"]) < 0):
+            fail("offsets decrease")
         docs = a["posting_docs"]
         if nnz and (docs.min() < 0 or docs.max() >= n_docs):
             fail("a posting refers to a document outside the index")
         imp = a["posting_impacts"]
-        if nnz and not (np.isfinite(imp).all() and (imp > 0).all()):
+        if nnz and not ((np.isfinite(imp).all() if imp.dtype == np.float32 else True) and (imp > 0).all()):
             fail("an impact is not finite and positive")
         if int(a["doc_nnz"].sum()) != nnz:
             fail("document lengths do not add up to the posting count")
+        n_blocks = (n_docs + block_size - 1) // block_size
+        if nbm and (a["bm_blocks"].min() < 0 or a["bm_blocks"].max() >= n_blocks):
+            fail("a block entry refers to a block outside the index")

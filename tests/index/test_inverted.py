@@ -46,7 +46,7 @@ def test_save_load_roundtrip_memory_mapped(built, tmp_path, make_csr, rng):
     idx, _ = built
     path = idx.save(tmp_path / "idx")
     manifest = json.loads((path / "manifest.json").read_text())
-    assert manifest["format"] == "lsr-index" and manifest["format_version"] == 1
+    assert manifest["format"] == "lsr-index" and manifest["format_version"] == 2
     assert manifest["vocabulary"] == {"id": "test-vocab", "size": 30}
     assert set(manifest["arrays"]) >= {"term_offsets", "posting_docs", "posting_impacts"}
     assert all(len(a["sha256"]) == 64 for a in manifest["arrays"].values())

@@ -1,0 +1,406 @@
+"""Numba kernels of the engine: module-level functions over flat typed arrays.
+
+Python wrappers (:mod:`index.inverted`, :mod:`index.builder`) validate and convert; these kernels
+trust their inputs. Batch kernels run one query per thread (``prange`` over thread slots, each
+with private buffers) and write only their own rows of preallocated outputs.
+
+Scores are accumulated in float32, term by term in ascending term-id order, exactly as the scipy
+oracle accumulates them, so exact kernels return the oracle's top-k bit for bit. Impacts may be
+float32 or integer codes; an impact is ``float32(code) * scale`` (scale 1 for float32).
+
+Top-k order: higher score first; equal scores by smaller document index. The heap keeps the
+*worst* kept entry at its root.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+# ----------------------------------------------------------------------------- top-k heap
+
+
+@njit(cache=True, inline="always")
+def _worse(s1, d1, s2, d2):
+    """True if (s1, d1) ranks below (s2, d2)."""
+    return s1 < s2 or (s1 == s2 and d1 > d2)
+
+
+@njit(cache=True)
+def _heap_push(hs, hd, size, k, s, d):
+    """Offer (s, d) to a bounded min-heap of size ``k``; return the new size."""
+    if size < k:
+        i = size
+        hs[i] = s
+        hd[i] = d
+        while i > 0:
+            p = (i - 1) >> 1
+            if _worse(hs[i], hd[i], hs[p], hd[p]):
+                hs[i], hs[p] = hs[p], hs[i]
+                hd[i], hd[p] = hd[p], hd[i]
+                i = p
+            else:
+                break
+        return size + 1
+    if not _worse(hs[0], hd[0], s, d):
+        return size
+    hs[0] = s
+    hd[0] = d
+    i = 0
+    while True:
+        left = 2 * i + 1
+        if left >= size:
+            break
+        c = left
+        right = left + 1
+        if right < size and _worse(hs[right], hd[right], hs[left], hd[left]):
+            c = right
+        if _worse(hs[c], hd[c], hs[i], hd[i]):
+            hs[c], hs[i] = hs[i], hs[c]
+            hd[c], hd[i] = hd[i], hd[c]
+            i = c
+        else:
+            break
+    return size
+
+
+@njit(cache=True)
+def _heap_emit(hs, hd, size, out_docs, out_scores):
+    """Write the heap's entries best first into one output row (rest stays as filled)."""
+    order = np.empty(size, dtype=np.int64)
+    for i in range(size):
+        order[i] = i
+    # insertion sort: size is k, small
+    for i in range(1, size):
+        j = i
+        while j > 0 and _worse(hs[order[j - 1]], hd[order[j - 1]], hs[order[j]], hd[order[j]]):
+            order[j - 1], order[j] = order[j], order[j - 1]
+            j -= 1
+    for i in range(size):
+        out_docs[i] = hd[order[i]]
+        out_scores[i] = hs[order[i]]
+
+
+# ----------------------------------------------------------------------------- exhaustive TAAT
+
+
+@njit(cache=True)
+def _taat_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, k, acc, touched, hs, hd,
+              out_docs, out_scores, stats):
+    n_touched = 0
+    postings = 0
+    for j in range(qptr[qi], qptr[qi + 1]):
+        t = qidx[j]
+        w = qval[j]
+        lo = toff[t]
+        hi = toff[t + 1]
+        postings += hi - lo
+        for p in range(lo, hi):
+            d = pdocs[p]
+            v = w * (np.float32(pimp[p]) * scale)
+            if acc[d] == 0:
+                touched[n_touched] = d
+                n_touched += 1
+            acc[d] += v
+    size = 0
+    for i in range(n_touched):
+        d = touched[i]
+        s = acc[d]
+        acc[d] = 0
+        if s > 0:
+            size = _heap_push(hs, hd, size, k, s, d)
+    _heap_emit(hs, hd, size, out_docs[qi], out_scores[qi])
+    stats[qi, 0] = postings
+    stats[qi, 1] = 0
+    stats[qi, 2] = n_touched
+
+
+@njit(parallel=True, cache=True)
+def taat_search(qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, n_threads, out_docs, out_scores, stats):
+    """Exhaustive term-at-a-time search of every query (rows of a CSR batch).
+
+    ``n_threads`` thread slots (``numba.get_num_threads()`` from the caller) each get private
+    buffers. stats[q] = (postings scored, blocks scored (0 here), documents touched).
+    """
+    nq = qptr.shape[0] - 1
+    nt = min(n_threads, max(nq, 1))
+    for slot in prange(nt):
+        acc = np.zeros(n_docs, dtype=np.float32)
+        touched = np.empty(n_docs, dtype=np.int32)
+        hs = np.empty(k, dtype=np.float32)
+        hd = np.empty(k, dtype=np.int32)
+        for qi in range(slot, nq, nt):
+            _taat_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, k, acc, touched, hs, hd,
+                      out_docs, out_scores, stats)
+
+
+# ----------------------------------------------------------------------------- block-max pruning
+
+
+@njit(cache=True)
+def _find_block(bm_blocks, lo, hi, b):
+    """Index of block ``b`` in the sorted ``bm_blocks[lo:hi]``, or -1."""
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        v = bm_blocks[mid]
+        if v < b:
+            lo = mid + 1
+        elif v > b:
+            hi = mid
+        else:
+            return mid
+    return -1
+
+
+@njit(cache=True)
+def _score_block(b, terms, weights, m, toff, pdocs, pimp, scale, bm_off, bm_blocks, bm_start,
+                 block_size, acc_block, hs, hd, size, k):
+    """Score every document of block ``b`` exactly; offer them to the heap; return (size, postings)."""
+    base = b * block_size
+    postings = 0
+    for i in range(m):
+        t = terms[i]
+        j = _find_block(bm_blocks, bm_off[t], bm_off[t + 1], b)
+        if j < 0:
+            continue
+        base_t = toff[t]
+        lo = base_t + bm_start[j]
+        hi = base_t + bm_start[j + 1] if j + 1 < bm_off[t + 1] else toff[t + 1]
+        w = weights[i]
+        postings += hi - lo
+        for p in range(lo, hi):
+            acc_block[pdocs[p] - base] += w * (np.float32(pimp[p]) * scale)
+    for o in range(block_size):
+        s = acc_block[o]
+        if s > 0:
+            acc_block[o] = 0
+            size = _heap_push(hs, hd, size, k, s, base + o)
+    return size, postings
+
+
+@njit(cache=True)
+def _blockmax_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, bm_off, bm_blocks, bm_max, bm_start,
+                  block_size, n_docs, k, alpha, max_blocks, seed_blocks, max_terms,
+                  ub, state, touched, acc, acc_block, terms, weights, bh_s, bh_d, hs, hd,
+                  out_docs, out_scores, stats):
+    # ---- the query's terms (optionally only the max_terms heaviest, kept in term-id order)
+    lo_q = qptr[qi]
+    m_all = qptr[qi + 1] - lo_q
+    m = 0
+    if max_terms > 0 and m_all > max_terms:
+        # keep the max_terms heaviest: threshold by partial selection on a copy
+        wcopy = np.empty(m_all, dtype=np.float32)
+        for i in range(m_all):
+            wcopy[i] = qval[lo_q + i]
+        wsorted = np.sort(wcopy)
+        cut = wsorted[m_all - max_terms]
+        n_above = 0
+        for i in range(m_all):
+            if wcopy[i] > cut:
+                n_above += 1
+        ties_left = max_terms - n_above
+        for i in range(m_all):
+            w = qval[lo_q + i]
+            if w > cut or (w == cut and ties_left > 0):
+                if w == cut:
+                    ties_left -= 1
+                terms[m] = qidx[lo_q + i]
+                weights[m] = w
+                m += 1
+    else:
+        for i in range(m_all):
+            terms[m] = qidx[lo_q + i]
+            weights[m] = qval[lo_q + i]
+            m += 1
+
+    # ---- phase 1: upper bound of every block the query touches
+    n_touched = 0
+    for i in range(m):
+        t = terms[i]
+        w = weights[i]
+        for j in range(bm_off[t], bm_off[t + 1]):
+            b = bm_blocks[j]
+            if ub[b] == 0:
+                touched[n_touched] = b
+                n_touched += 1
+            ub[b] += w * bm_max[j]
+
+    # ---- phase 2: the best seed blocks by bound, scored one by one (best first)
+    n_seed = seed_blocks if max_blocks <= 0 else max_blocks
+    if n_seed > n_touched:
+        n_seed = n_touched
+    bsize = 0
+    for i in range(n_touched):
+        b = touched[i]
+        if ub[b] > 0:
+            bsize = _heap_push(bh_s, bh_d, bsize, n_seed, ub[b], b)
+    order_b = np.empty(bsize, dtype=np.int32)
+    order_s = np.empty(bsize, dtype=np.float32)
+    _heap_emit(bh_s, bh_d, bsize, order_b, order_s)
+
+    size = 0
+    postings = 0
+    blocks = 0
+    for i in range(bsize):
+        b = order_b[i]
+        if size == k and alpha * ub[b] < hs[0]:
+            break  # bounds only fall from here on
+        size, p = _score_block(b, terms, weights, m, toff, pdocs, pimp, scale, bm_off, bm_blocks, bm_start,
+                               block_size, acc_block, hs, hd, size, k)
+        postings += p
+        blocks += 1
+        state[b] = 2  # scored
+
+    # ---- phase 3 (unless a block budget was given): every other block whose bound reaches the threshold
+    if max_blocks <= 0:
+        theta = hs[0] if size == k else np.float32(-np.inf)
+        n_alive = 0
+        for i in range(n_touched):
+            b = touched[i]
+            if state[b] == 0 and ub[b] > 0 and alpha * ub[b] >= theta:
+                state[b] = 1
+                n_alive += 1
+        if n_alive > 0:
+            for i in range(m):
+                t = terms[i]
+                w = weights[i]
+                last = bm_off[t + 1]
+                base_t = toff[t]
+                for j in range(bm_off[t], last):
+                    b = bm_blocks[j]
+                    if state[b] == 1:
+                        lo = base_t + bm_start[j]
+                        hi = base_t + bm_start[j + 1] if j + 1 < last else toff[t + 1]
+                        postings += hi - lo
+                        for p in range(lo, hi):
+                            acc[pdocs[p]] += w * (np.float32(pimp[p]) * scale)
+            for i in range(n_touched):
+                b = touched[i]
+                if state[b] == 1:
+                    blocks += 1
+                    base = b * block_size
+                    end = min(base + block_size, n_docs)
+                    for d in range(base, end):
+                        s = acc[d]
+                        if s > 0:
+                            acc[d] = 0
+                            size = _heap_push(hs, hd, size, k, s, d)
+
+    for i in range(n_touched):
+        b = touched[i]
+        ub[b] = 0
+        state[b] = 0
+    _heap_emit(hs, hd, size, out_docs[qi], out_scores[qi])
+    stats[qi, 0] = postings
+    stats[qi, 1] = blocks
+    stats[qi, 2] = n_touched
+
+
+@njit(parallel=True, cache=True)
+def blockmax_search(qptr, qidx, qval, toff, pdocs, pimp, scale, bm_off, bm_blocks, bm_max, bm_start,
+                    block_size, n_docs, k, alpha, max_blocks, seed_blocks, max_terms, n_threads,
+                    out_docs, out_scores, stats):
+    """Block-max pruned search (in the spirit of BMP, Mallia et al., SIGIR 2024).
+
+    1. Upper bound per block: sum over query terms of weight x the term's maximum in the block.
+    2. The ``seed_blocks`` best blocks by bound are scored exactly, best first, to raise the
+       top-k threshold.
+    3. Every other block whose bound reaches the threshold is scored (term at a time, restricted
+       to those blocks). With ``alpha = 1`` and no budget this is exact.
+
+    Approximate knobs: ``alpha < 1`` skips blocks with ``alpha * bound < threshold``;
+    ``max_blocks > 0`` scores only that many best blocks (no phase 3); ``max_terms > 0`` keeps only
+    the heaviest query terms. stats[q] = (postings scored, blocks scored, blocks touched).
+    """
+    nq = qptr.shape[0] - 1
+    n_blocks = (n_docs + block_size - 1) // block_size
+    nt = min(n_threads, max(nq, 1))
+    max_m = 1
+    for qi in range(nq):
+        if qptr[qi + 1] - qptr[qi] > max_m:
+            max_m = qptr[qi + 1] - qptr[qi]
+    n_seed_cap = seed_blocks if max_blocks <= 0 else max_blocks
+    if n_seed_cap < 1:
+        n_seed_cap = 1
+    for slot in prange(nt):
+        ub = np.zeros(n_blocks, dtype=np.float32)
+        state = np.zeros(n_blocks, dtype=np.uint8)
+        touched = np.empty(n_blocks, dtype=np.int32)
+        acc = np.zeros(n_docs if max_blocks <= 0 else 1, dtype=np.float32)
+        acc_block = np.zeros(block_size, dtype=np.float32)
+        terms = np.empty(max_m, dtype=np.int32)
+        weights = np.empty(max_m, dtype=np.float32)
+        bh_s = np.empty(n_seed_cap, dtype=np.float32)
+        bh_d = np.empty(n_seed_cap, dtype=np.int32)
+        hs = np.empty(k, dtype=np.float32)
+        hd = np.empty(k, dtype=np.int32)
+        for qi in range(slot, nq, nt):
+            _blockmax_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, bm_off, bm_blocks, bm_max, bm_start,
+                          block_size, n_docs, k, alpha, max_blocks, seed_blocks, max_terms,
+                          ub, state, touched, acc, acc_block, terms, weights, bh_s, bh_d, hs, hd,
+                          out_docs, out_scores, stats)
+
+
+# ----------------------------------------------------------------------------- build helpers
+
+
+@njit(parallel=True, cache=True)
+def count_term_blocks(toff, pdocs, block_size, counts):
+    """counts[t] = number of distinct blocks in term t's posting list (docs ascending)."""
+    dim = toff.shape[0] - 1
+    for t in prange(dim):
+        c = 0
+        prev = -1
+        for p in range(toff[t], toff[t + 1]):
+            b = pdocs[p] // block_size
+            if b != prev:
+                c += 1
+                prev = b
+        counts[t] = c
+
+
+@njit(parallel=True, cache=True)
+def fill_term_blocks(toff, pdocs, pimp, scale, block_size, bm_off, bm_blocks, bm_max, bm_start):
+    """Block ids, per-block maximum impact (dequantised) and posting start (relative to the term's
+    first posting) of every term's blocks."""
+    dim = toff.shape[0] - 1
+    for t in prange(dim):
+        j = bm_off[t] - 1
+        prev = -1
+        first = toff[t]
+        for p in range(first, toff[t + 1]):
+            b = pdocs[p] // block_size
+            v = np.float32(pimp[p]) * scale
+            if b != prev:
+                j += 1
+                bm_blocks[j] = b
+                bm_max[j] = v
+                bm_start[j] = p - first
+                prev = b
+            elif v > bm_max[j]:
+                bm_max[j] = v
+
+
+@njit(parallel=True, cache=True)
+def term_maxima(toff, pimp, scale, out):
+    dim = toff.shape[0] - 1
+    for t in prange(dim):
+        m = np.float32(0)
+        for p in range(toff[t], toff[t + 1]):
+            v = np.float32(pimp[p]) * scale
+            if v > m:
+                m = v
+        out[t] = m
+
+
+@njit(cache=True)
+def scatter_shard(shard_toff, shard_docs, shard_imp, doc_offset, cursor, out_docs, out_imp):
+    """Append one shard's term-major postings at each term's write cursor (shards in doc order)."""
+    dim = shard_toff.shape[0] - 1
+    for t in range(dim):
+        c = cursor[t]
+        for p in range(shard_toff[t], shard_toff[t + 1]):
+            out_docs[c] = shard_docs[p] + doc_offset
+            out_imp[c] = shard_imp[p]
+            c += 1
+        cursor[t] = c

@@ -1,0 +1,176 @@
+"""Every Numba engine against the scipy oracle on small random and adversarial inputs."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from index import Approx, InvertedIndex, SparseBatch, brute_force_search
+from index.quantize import dequantize, quantize
+
+ENGINES = ["taat", "blockmax", "auto"]
+
+
+def assert_same(res, ref):
+    np.testing.assert_array_equal(res.doc_idx, ref.doc_idx)
+    np.testing.assert_array_equal(res.scores, ref.scores)
+
+
+def zipf_csr(rng, n, dim, nnz_lo, nnz_hi, integer=False, a=1.1):
+    """Rows with Zipf-like term choice; integer weights make many ties."""
+    rows, cols, vals = [], [], []
+    p = 1.0 / np.arange(1, dim + 1) ** a
+    p /= p.sum()
+    for i in range(n):
+        m = int(rng.integers(nnz_lo, nnz_hi + 1))
+        terms = np.unique(rng.choice(dim, size=min(m, dim), p=p))
+        w = rng.integers(1, 4, size=terms.size) if integer else rng.random(terms.size) * 3 + 0.01
+        rows += [i] * terms.size
+        cols += terms.tolist()
+        vals += w.tolist()
+    return sp.csr_array((np.array(vals, np.float32), (rows, cols)), shape=(n, dim))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("block_size", [1, 3, 16, 64])
+@pytest.mark.parametrize("integer", [False, True])
+def test_exact_engines_equal_oracle(engine, block_size, integer):
+    rng = np.random.default_rng(block_size * 7 + integer)
+    docs = zipf_csr(rng, 300, 80, 5, 30, integer=integer)
+    queries = zipf_csr(rng, 40, 80, 1, 25, integer=integer)
+    idx = InvertedIndex.build(docs, block_size=block_size)
+    for k in (1, 10, 500):
+        assert_same(idx.search(queries, k=k, engine=engine), brute_force_search(docs, queries, k=k))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_threads_do_not_change_results(threads):
+    rng = np.random.default_rng(3)
+    docs = zipf_csr(rng, 500, 60, 5, 20, integer=True)
+    queries = zipf_csr(rng, 33, 60, 1, 15, integer=True)
+    idx = InvertedIndex.build(docs, block_size=8)
+    ref = brute_force_search(docs, queries, k=7)
+    for engine in ENGINES:
+        assert_same(idx.search(queries, k=7, engine=engine, threads=threads), ref)
+
+
+def test_empty_queries_empty_postings_single_document():
+    docs = sp.csr_array(np.array([[0, 2.0, 0, 0, 1.0]], np.float32))  # terms 0, 2, 3 have no postings
+    idx = InvertedIndex.build(docs, block_size=4)
+    queries = np.array([[0, 0, 0, 0, 0], [1.0, 0, 1.0, 0, 0], [0, 1.0, 0, 0, 0], [0, 1.0, 0, 0, 3.0]], np.float32)
+    for engine in ENGINES:
+        res = idx.search(queries, k=3, engine=engine)
+        assert res.doc_idx.tolist() == [[-1, -1, -1], [-1, -1, -1], [0, -1, -1], [0, -1, -1]]
+        assert res.scores[3, 0] == 5.0 and np.isinf(res.scores[0]).all()
+
+
+def test_duplicate_query_terms_are_summed():
+    rng = np.random.default_rng(5)
+    docs = zipf_csr(rng, 100, 30, 3, 10)
+    idx = InvertedIndex.build(docs, block_size=8)
+    dup = SparseBatch(np.array([0, 3]), np.array([2, 2, 5]), np.array([1.0, 0.5, 2.0]), dim=30)
+    merged = sp.csr_array(np.eye(30, dtype=np.float32)[[2]] * 1.5 + np.eye(30, dtype=np.float32)[[5]] * 2.0)
+    for engine in ENGINES:
+        assert_same(idx.search(dup, k=5, engine=engine), brute_force_search(docs, merged, k=5))
+
+
+def test_bad_query_input_is_refused():
+    idx = InvertedIndex.build(sp.csr_array(np.ones((3, 4), np.float32)))
+    with pytest.raises(ValueError, match="term id 9 is outside the dimension"):
+        idx.search(SparseBatch(np.array([0, 1]), np.array([9]), np.array([1.0]), dim=4), k=2)
+    for bad in (np.nan, -1.0):
+        with pytest.raises(ValueError, match="weight"):
+            idx.search(np.array([[bad, 0, 0, 0]]), k=2)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_adversarial_all_equal_weights(engine):
+    docs = sp.csr_array((np.random.default_rng(0).random((200, 12)) < 0.4).astype(np.float32))
+    idx = InvertedIndex.build(docs, block_size=8)
+    queries = sp.csr_array(np.ones((3, 12), np.float32))
+    assert_same(idx.search(queries, k=25, engine=engine), brute_force_search(docs, queries, k=25))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_adversarial_one_huge_weight(engine):
+    rng = np.random.default_rng(1)
+    dense = (rng.random((256, 20)) < 0.3) * rng.random((256, 20)).astype(np.float32)
+    dense[250, 7] = 1e6  # one document dominates one term, in the last block
+    docs = sp.csr_array(dense.astype(np.float32))
+    idx = InvertedIndex.build(docs, block_size=16)
+    queries = sp.csr_array(np.vstack([np.eye(20, dtype=np.float32)[7] * 1e-3 + 0.5, rng.random(20) + 0.1]).astype(np.float32))
+    assert_same(idx.search(queries, k=10, engine=engine), brute_force_search(docs, queries, k=10))
+
+
+@pytest.mark.parametrize("quantization", ["uint8", "uint16"])
+def test_quantized_search_is_exact_for_dequantized_impacts(quantization):
+    rng = np.random.default_rng(11)
+    docs = zipf_csr(rng, 400, 50, 5, 25)
+    queries = zipf_csr(rng, 30, 50, 2, 20)
+    idx = InvertedIndex.build(docs, quantization=quantization, block_size=16)
+    assert idx.arrays["posting_impacts"].dtype == np.dtype(quantization)
+    codes, scale = quantize(docs.data, quantization)
+    deq = sp.csr_array((dequantize(codes, scale), docs.indices, docs.indptr), shape=docs.shape)
+    ref = brute_force_search(deq, queries, k=10)
+    for engine in ENGINES + ["oracle"]:
+        assert_same(idx.search(queries, k=10, engine=engine), ref)
+
+
+@pytest.mark.parametrize("quantization,bits", [("uint8", 8), ("uint16", 16)])
+def test_quantization_error_bound(quantization, bits):
+    x = np.random.default_rng(2).random(10_000).astype(np.float32) * 7 + 1e-6
+    codes, scale = quantize(x, quantization)
+    assert np.isclose(scale, x.max() / (2**bits - 1), rtol=1e-6)
+    err = np.abs(dequantize(codes, scale) - x)
+    big = x >= scale / 2
+    assert (err[big] <= scale / 2 * (1 + 1e-5)).all()
+    assert (err <= scale).all() and (codes >= 1).all()
+
+
+def test_approximate_knobs():
+    rng = np.random.default_rng(4)
+    docs = zipf_csr(rng, 2000, 200, 20, 60)
+    queries = zipf_csr(rng, 50, 200, 10, 40)
+    idx = InvertedIndex.build(docs, block_size=32)
+    exact = brute_force_search(docs, queries, k=10)
+    # neutral knobs are exact
+    assert_same(idx.search(queries, k=10, approx=Approx()), exact)
+    # a budget covering every block is exact
+    assert_same(idx.search(queries, k=10, approx=Approx(max_blocks=10_000)), exact)
+    # tighter settings trade recall for work
+    full = idx.search_detailed(queries, k=10, engine="blockmax")
+    cheap = idx.search_detailed(queries, k=10, approx=Approx(max_blocks=4, query_terms=5, alpha=0.8))
+    assert cheap.stats.postings.sum() < full.stats.postings.sum()
+    assert (cheap.stats.blocks <= 4).all()
+    hits = sum(len(set(a) & set(b)) for a, b in zip(cheap.results.doc_idx, exact.doc_idx))
+    assert 0 < hits < exact.doc_idx.size
+    with pytest.raises(ValueError, match="alpha"):
+        idx.search(queries, k=10, approx=Approx(alpha=0))
+    with pytest.raises(ValueError, match="block-max engine"):
+        idx.search(queries, k=10, engine="taat", approx=Approx(max_blocks=3))
+
+
+def test_auto_routes_by_cost(monkeypatch):
+    import index.inverted as inv
+
+    rng = np.random.default_rng(9)
+    docs = zipf_csr(rng, 3000, 100, 10, 40)
+    queries = zipf_csr(rng, 20, 100, 1, 30)
+    idx = InvertedIndex.build(docs, block_size=64)
+    monkeypatch.setattr(inv, "AUTO_MIN_POSTINGS", 0)
+    monkeypatch.setattr(inv, "AUTO_RATIO", 1.0)
+    det = idx.search_detailed(queries, k=10)
+    assert det.stats.engine.all()  # every query to block-max under these settings
+    assert_same(det.results, brute_force_search(docs, queries, k=10))
+    monkeypatch.setattr(inv, "AUTO_MIN_POSTINGS", 10**12)
+    assert not idx.search_detailed(queries, k=10).stats.engine.any()
+
+
+def test_memory_mapped_index_searches(tmp_path):
+    rng = np.random.default_rng(8)
+    docs = zipf_csr(rng, 500, 70, 5, 20)
+    queries = zipf_csr(rng, 10, 70, 2, 10)
+    path = InvertedIndex.build(docs, quantization="uint8", block_size=16).save(tmp_path / "i")
+    idx = InvertedIndex.load(path, verify=True)
+    ref = InvertedIndex.build(docs, quantization="uint8", block_size=16)
+    for engine in ENGINES:
+        assert_same(idx.search(queries, k=10, engine=engine), ref.search(queries, k=10, engine="oracle"))
