@@ -9,6 +9,7 @@ Example:
 """
 
 from ._version import library_version
+from .builder import IndexBuilder
 from .docids import DocIds
 from .errors import IndexFormatError, InvalidSparseError, VocabularyMismatchError
 from .inverted import Approx, DetailedSearch, InvertedIndex, SearchStats, Vocabulary, numba_threads
@@ -16,9 +17,11 @@ from .oracle import brute_force_search
 from .results import NO_DOC, SearchResults
 from .sparse import SparseBatch, as_csr
 from .storage import atomic_dir, directory_size
+from .tuning import Tuned, recall_at_k, tune_approximate
 
 __all__ = [
     "InvertedIndex",
+    "IndexBuilder",
     "Approx",
     "DetailedSearch",
     "SearchStats",
@@ -36,4 +39,7 @@ __all__ = [
     "IndexFormatError",
     "VocabularyMismatchError",
     "NO_DOC",
+    "Tuned",
+    "recall_at_k",
+    "tune_approximate",
 ]

@@ -62,6 +62,7 @@ from .sparse import as_csr
 from .storage import (
     MANIFEST,
     atomic_dir,
+    describe_array,
     directory_size,
     load_array,
     read_manifest,
@@ -75,9 +76,11 @@ FORMAT = "lsr-index"
 FORMAT_VERSION = 2
 DEFAULT_BLOCK_SIZE = 64
 ENGINES = ("auto", "taat", "blockmax", "oracle")
-#: "auto" sends a query to block-max pruning when its postings outnumber its block entries by this
-#: factor and it has at least AUTO_MIN_POSTINGS postings (see benchmarks/engine.py for the measurements).
-AUTO_RATIO = 3.0
+#: "auto" uses block-max pruning only on an index whose blocks are coherent (block entries at most
+#: AUTO_MAX_ENTRY_RATIO of the postings, as after document reordering), and only for queries with at
+#: least AUTO_MIN_POSTINGS postings. On unordered documents the block bounds are loose, phase 1 alone
+#: reads ~2/3 as many entries as there are postings, and exhaustive TAAT is faster (benchmarks/engine.py).
+AUTO_MAX_ENTRY_RATIO = 0.25
 AUTO_MIN_POSTINGS = 20_000
 #: blocks scored best-first to set the threshold before the remaining blocks are filtered
 DEFAULT_SEED_BLOCKS = 16
@@ -392,16 +395,16 @@ class InvertedIndex:
         return as_csr(queries, dim=self.dim, name="queries")
 
     def choose_engines(self, q: sp.csr_array) -> np.ndarray:
-        """Per query, True where "auto" picks block-max pruning (see AUTO_RATIO, AUTO_MIN_POSTINGS)."""
+        """Per query, True where "auto" picks block-max pruning (see AUTO_MAX_ENTRY_RATIO, AUTO_MIN_POSTINGS)."""
         n = q.shape[0]
-        if q.nnz == 0:
+        if q.nnz == 0 or self.nnz == 0:
+            return np.zeros(n, dtype=bool)
+        if int(self.manifest["n_block_entries"]) > AUTO_MAX_ENTRY_RATIO * self.nnz:
             return np.zeros(n, dtype=bool)
         rows = np.repeat(np.arange(n), np.diff(q.indptr))
         df = np.diff(self._k["term_offsets"])[q.indices]
-        nb = np.diff(self._k["bm_offsets"])[q.indices]
         postings = np.bincount(rows, weights=df, minlength=n)
-        entries = np.bincount(rows, weights=nb, minlength=n)
-        return (postings >= AUTO_MIN_POSTINGS) & (postings >= AUTO_RATIO * entries)
+        return postings >= AUTO_MIN_POSTINGS
 
     def search(self, queries, k: int = 10, *, engine: str = "auto", approx: Approx | None = None,
                vocabulary: Vocabulary | tuple | None = None, threads: int | None = None) -> SearchResults:
@@ -488,7 +491,14 @@ class InvertedIndex:
     def write_into(self, directory: Path) -> None:
         """Write the arrays and the manifest into an existing empty directory (no atomicity)."""
         directory = Path(directory)
-        entries = {name: write_array(directory, name, arr) for name, arr in self._arrays.items()}
+        entries = {}
+        for name, arr in self._arrays.items():
+            target = directory / f"{name}.npy"
+            if isinstance(arr, np.memmap) and arr.filename and Path(arr.filename).resolve() == target.resolve():
+                arr.flush()  # already written in place (IndexBuilder)
+                entries[name] = describe_array(target, arr)
+            else:
+                entries[name] = write_array(directory, name, arr)
         manifest = dict(self.manifest)
         manifest["arrays"] = entries
         write_json(directory / MANIFEST, manifest)

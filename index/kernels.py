@@ -26,7 +26,13 @@ def _worse(s1, d1, s2, d2):
     return s1 < s2 or (s1 == s2 and d1 > d2)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
+def _admits(size, k, s, d, ts, td):
+    """Cheap pre-check against the current threshold (ts, td) = worst kept entry, before a push."""
+    return size < k or s > ts or (s == ts and d < td)
+
+
+@njit(cache=True, inline="always")
 def _heap_push(hs, hd, size, k, s, d):
     """Offer (s, d) to a bounded min-heap of size ``k``; return the new size."""
     if size < k:
@@ -85,30 +91,51 @@ def _heap_emit(hs, hd, size, out_docs, out_scores):
 
 
 @njit(cache=True)
-def _taat_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, k, acc, touched, hs, hd,
+def _taat_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, acc, touched, hs, hd,
               out_docs, out_scores, stats):
-    n_touched = 0
     postings = 0
     for j in range(qptr[qi], qptr[qi + 1]):
         t = qidx[j]
+        postings += toff[t + 1] - toff[t]
+    # many postings: accumulate blindly and scan every document; few: remember the touched ones
+    dense = postings * 8 >= n_docs
+    n_touched = 0
+    for j in range(qptr[qi], qptr[qi + 1]):
+        t = qidx[j]
         w = qval[j]
-        lo = toff[t]
-        hi = toff[t + 1]
-        postings += hi - lo
-        for p in range(lo, hi):
-            d = pdocs[p]
-            v = w * (np.float32(pimp[p]) * scale)
-            if acc[d] == 0:
-                touched[n_touched] = d
-                n_touched += 1
-            acc[d] += v
+        if dense:
+            for p in range(toff[t], toff[t + 1]):
+                acc[pdocs[p]] += w * (np.float32(pimp[p]) * scale)
+        else:
+            for p in range(toff[t], toff[t + 1]):
+                d = pdocs[p]
+                if acc[d] == 0:
+                    touched[n_touched] = d
+                    n_touched += 1
+                acc[d] += w * (np.float32(pimp[p]) * scale)
     size = 0
-    for i in range(n_touched):
-        d = touched[i]
-        s = acc[d]
-        acc[d] = 0
-        if s > 0:
-            size = _heap_push(hs, hd, size, k, s, d)
+    ts = np.float32(0)
+    td = np.int32(0)
+    if dense:
+        for d in range(n_docs):
+            s = acc[d]
+            if s > 0 and _admits(size, k, s, d, ts, td):
+                size = _heap_push(hs, hd, size, k, s, d)
+                if size == k:
+                    ts = hs[0]
+                    td = hd[0]
+        acc[:] = 0
+        n_touched = n_docs
+    else:
+        for i in range(n_touched):
+            d = touched[i]
+            s = acc[d]
+            acc[d] = 0
+            if s > 0 and _admits(size, k, s, d, ts, td):
+                size = _heap_push(hs, hd, size, k, s, d)
+                if size == k:
+                    ts = hs[0]
+                    td = hd[0]
     _heap_emit(hs, hd, size, out_docs[qi], out_scores[qi])
     stats[qi, 0] = postings
     stats[qi, 1] = 0
@@ -130,7 +157,7 @@ def taat_search(qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, n_threads
         hs = np.empty(k, dtype=np.float32)
         hd = np.empty(k, dtype=np.int32)
         for qi in range(slot, nq, nt):
-            _taat_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, k, acc, touched, hs, hd,
+            _taat_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, acc, touched, hs, hd,
                       out_docs, out_scores, stats)
 
 
@@ -170,11 +197,18 @@ def _score_block(b, terms, weights, m, toff, pdocs, pimp, scale, bm_off, bm_bloc
         postings += hi - lo
         for p in range(lo, hi):
             acc_block[pdocs[p] - base] += w * (np.float32(pimp[p]) * scale)
+    ts = hs[0] if size == k else np.float32(0)
+    td = hd[0] if size == k else np.int32(0)
     for o in range(block_size):
         s = acc_block[o]
         if s > 0:
             acc_block[o] = 0
-            size = _heap_push(hs, hd, size, k, s, base + o)
+            d = base + o
+            if _admits(size, k, s, d, ts, td):
+                size = _heap_push(hs, hd, size, k, s, d)
+                if size == k:
+                    ts = hs[0]
+                    td = hd[0]
     return size, postings
 
 
@@ -230,10 +264,16 @@ def _blockmax_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, bm_off, bm_blo
     if n_seed > n_touched:
         n_seed = n_touched
     bsize = 0
+    bts = np.float32(0)
+    btd = np.int32(0)
     for i in range(n_touched):
         b = touched[i]
-        if ub[b] > 0:
-            bsize = _heap_push(bh_s, bh_d, bsize, n_seed, ub[b], b)
+        u = ub[b]
+        if u > 0 and _admits(bsize, n_seed, u, b, bts, btd):
+            bsize = _heap_push(bh_s, bh_d, bsize, n_seed, u, b)
+            if bsize == n_seed:
+                bts = bh_s[0]
+                btd = bh_d[0]
     order_b = np.empty(bsize, dtype=np.int32)
     order_s = np.empty(bsize, dtype=np.float32)
     _heap_emit(bh_s, bh_d, bsize, order_b, order_s)
@@ -274,6 +314,8 @@ def _blockmax_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, bm_off, bm_blo
                         postings += hi - lo
                         for p in range(lo, hi):
                             acc[pdocs[p]] += w * (np.float32(pimp[p]) * scale)
+            ts = hs[0] if size == k else np.float32(0)
+            td = hd[0] if size == k else np.int32(0)
             for i in range(n_touched):
                 b = touched[i]
                 if state[b] == 1:
@@ -284,7 +326,11 @@ def _blockmax_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, bm_off, bm_blo
                         s = acc[d]
                         if s > 0:
                             acc[d] = 0
-                            size = _heap_push(hs, hd, size, k, s, d)
+                            if _admits(size, k, s, d, ts, td):
+                                size = _heap_push(hs, hd, size, k, s, d)
+                                if size == k:
+                                    ts = hs[0]
+                                    td = hd[0]
 
     for i in range(n_touched):
         b = touched[i]

@@ -73,6 +73,11 @@ def write_array(directory: Path, name: str, array: np.ndarray) -> dict:
     """Save ``array`` as ``<name>.npy`` and return its manifest entry (file, dtype, shape, sha256, bytes)."""
     path = directory / f"{name}.npy"
     np.save(path, np.ascontiguousarray(array), allow_pickle=False)
+    return describe_array(path, array)
+
+
+def describe_array(path: Path, array: np.ndarray) -> dict:
+    """Manifest entry of an array already saved at ``path``."""
     return {
         "file": path.name,
         "dtype": np.dtype(array.dtype).str,

@@ -157,11 +157,14 @@ def test_auto_routes_by_cost(monkeypatch):
     queries = zipf_csr(rng, 20, 100, 1, 30)
     idx = InvertedIndex.build(docs, block_size=64)
     monkeypatch.setattr(inv, "AUTO_MIN_POSTINGS", 0)
-    monkeypatch.setattr(inv, "AUTO_RATIO", 1.0)
+    monkeypatch.setattr(inv, "AUTO_MAX_ENTRY_RATIO", 1.0)
     det = idx.search_detailed(queries, k=10)
     assert det.stats.engine.all()  # every query to block-max under these settings
     assert_same(det.results, brute_force_search(docs, queries, k=10))
     monkeypatch.setattr(inv, "AUTO_MIN_POSTINGS", 10**12)
+    assert not idx.search_detailed(queries, k=10).stats.engine.any()
+    monkeypatch.setattr(inv, "AUTO_MIN_POSTINGS", 0)
+    monkeypatch.setattr(inv, "AUTO_MAX_ENTRY_RATIO", 0.0)  # incoherent blocks: exhaustive TAAT
     assert not idx.search_detailed(queries, k=10).stats.engine.any()
 
 
@@ -174,3 +177,44 @@ def test_memory_mapped_index_searches(tmp_path):
     ref = InvertedIndex.build(docs, quantization="uint8", block_size=16)
     for engine in ENGINES:
         assert_same(idx.search(queries, k=10, engine=engine), ref.search(queries, k=10, engine="oracle"))
+
+
+# ------------------------------------------------------------------ streamed build
+@pytest.mark.parametrize("quantization", [None, "uint8"])
+def test_builder_from_shards_equals_in_memory_build(tmp_path, quantization):
+    from index import IndexBuilder
+
+    rng = np.random.default_rng(21)
+    docs = zipf_csr(rng, 700, 90, 5, 25)
+    ids = [f"d{i}" for i in range(700)]
+    with IndexBuilder(tmp_path / "idx", dim=90, quantization=quantization, block_size=16) as b:
+        for lo in range(0, 700, 150):
+            b.add(docs[lo:lo + 150], doc_ids=ids[lo:lo + 150])
+    built = b.index
+    ref = InvertedIndex.build(docs, doc_ids=ids, quantization=quantization, block_size=16)
+    for name in ("term_offsets", "posting_docs", "posting_impacts", "bm_offsets", "bm_blocks", "bm_max",
+                 "bm_start", "term_max", "doc_nnz", "docid_offsets"):
+        np.testing.assert_array_equal(np.asarray(built.arrays[name]), ref.arrays[name], err_msg=name)
+    assert built.doc_ids[699] == "d699" and built.manifest["shards"] == 5
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["idx"]  # spill files gone
+    InvertedIndex.load(tmp_path / "idx", verify=True)
+    queries = zipf_csr(rng, 10, 90, 3, 12)
+    assert_same(built.search(queries, k=10), ref.search(queries, k=10))
+
+
+def test_builder_errors_leave_nothing(tmp_path):
+    from index import IndexBuilder
+
+    with pytest.raises(ValueError, match="dimension 5 does not match the expected 6"):
+        with IndexBuilder(tmp_path / "idx", dim=6) as b:
+            b.add(np.ones((2, 6)))
+            b.add(np.ones((2, 5)))
+    assert list(tmp_path.iterdir()) == []
+    b = IndexBuilder(tmp_path / "idx", dim=6)
+    b.add(np.ones((2, 6)), doc_ids=["a", "b"])
+    with pytest.raises(ValueError, match="every shard or for none"):
+        b.add(np.ones((2, 6)))
+    b.abort()
+    with pytest.raises(ValueError, match="no documents"):
+        IndexBuilder(tmp_path / "idx", dim=6).finish()
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,95 @@
+"""Recall of approximate search against exact search, and the cheapest setting for a target recall.
+
+Example:
+    >>> from index import tune_approximate
+    >>> tuned = tune_approximate(idx, sample_queries, target_recall=0.95, k=10)    # doctest: +SKIP
+    >>> tuned.approx, tuned.recall, tuned.ms_per_query                             # doctest: +SKIP
+    (Approx(max_blocks=64, query_terms=0, alpha=1.0), 0.962, 0.08)
+    >>> idx.search(queries, k=10, approx=tuned.approx)                             # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from typing import NamedTuple
+
+import numpy as np
+
+from .inverted import Approx, InvertedIndex, numba_threads
+from .results import NO_DOC, SearchResults
+
+DEFAULT_BLOCKS = (4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
+DEFAULT_TERMS = (0, 32, 16, 8)
+DEFAULT_ALPHAS = (1.0, 0.9, 0.8)
+
+
+def recall_at_k(approx: SearchResults, exact: SearchResults) -> float:
+    """Mean over queries of ``|approx top-k ∩ exact top-k| / |exact top-k|`` (queries with no exact hit skipped)."""
+    total, n = 0.0, 0
+    for a, e in zip(approx.doc_idx, exact.doc_idx):
+        e = e[e != NO_DOC]
+        if e.size == 0:
+            continue
+        total += np.intersect1d(a[a != NO_DOC], e).size / e.size
+        n += 1
+    return total / n if n else 1.0
+
+
+class Tuned(NamedTuple):
+    """Outcome of :func:`tune_approximate`.
+
+    Attributes:
+        approx: the cheapest setting that reached the target (the exact setting if none did).
+        recall: its recall@k against exact search on the sample.
+        ms_per_query: its measured time per query (batch search, median of repeats).
+        exact_ms_per_query: exact search's time on the same sample, same threads.
+        trials: every setting tried, with recall (and time for those reaching the target).
+    """
+
+    approx: Approx
+    recall: float
+    ms_per_query: float
+    exact_ms_per_query: float
+    trials: list
+
+
+def _time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def tune_approximate(index: InvertedIndex, queries, target_recall: float = 0.95, k: int = 10, *,
+                     blocks=DEFAULT_BLOCKS, query_terms=DEFAULT_TERMS, alphas=DEFAULT_ALPHAS,
+                     threads: int | None = None, repeats: int = 3) -> Tuned:
+    """Find the fastest :class:`Approx` setting whose recall@k on ``queries`` reaches ``target_recall``.
+
+    Every combination of ``query_terms`` x ``alphas`` is tried with growing block budgets until the
+    target is met (recall grows with the budget); the qualifying settings are then timed and the
+    fastest wins. Use held-out sample queries, then check recall on others.
+    """
+    if not 0 < target_recall <= 1:
+        raise ValueError(f"target_recall must be in (0, 1], got {target_recall}")
+    q = index.check_queries(queries)
+    with numba_threads(threads):
+        exact = index.search(q, k=k)
+        exact_t = _time(lambda: index.search(q, k=k), repeats) / max(q.shape[0], 1)
+        trials = []
+        for terms, alpha in itertools.product(query_terms, alphas):
+            for nb in blocks:
+                ap = Approx(max_blocks=nb, query_terms=terms, alpha=alpha)
+                r = recall_at_k(index.search(q, k=k, approx=ap), exact)
+                trials.append({"approx": ap._asdict(), "recall": r})
+                if r >= target_recall:
+                    trials[-1]["ms_per_query"] = 1e3 * _time(
+                        lambda ap=ap: index.search(q, k=k, approx=ap), repeats) / max(q.shape[0], 1)
+                    break
+    ok = [t for t in trials if "ms_per_query" in t]
+    if not ok:
+        return Tuned(Approx(), 1.0, exact_t * 1e3, exact_t * 1e3, trials)
+    best = min(ok, key=lambda t: t["ms_per_query"])
+    return Tuned(Approx(**best["approx"]), best["recall"], best["ms_per_query"], exact_t * 1e3, trials)
