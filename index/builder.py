@@ -43,7 +43,7 @@ class IndexBuilder:
     Args:
         path: the index directory to create (written atomically at :meth:`finish`).
         dim: the vocabulary size every shard must have.
-        vocabulary, encoder, quantization, block_size: as for :meth:`InvertedIndex.build`.
+        vocabulary, encoder, quantization, block_size, block_max: as for :meth:`InvertedIndex.build`.
         overwrite: replace an existing index at ``path``.
 
     Use as a context manager (``finish`` on success, ``abort`` on error) or call them yourself.
@@ -52,7 +52,7 @@ class IndexBuilder:
 
     def __init__(self, path: str | os.PathLike, dim: int, *, vocabulary: Vocabulary | tuple | None = None,
                  encoder: dict | None = None, quantization: str | None = None,
-                 block_size: int = DEFAULT_BLOCK_SIZE, overwrite: bool = False):
+                 block_size: int = DEFAULT_BLOCK_SIZE, block_max: bool | str = "auto", overwrite: bool = False):
         self.path = Path(path)
         if self.path.exists() and not overwrite and (not self.path.is_dir() or any(self.path.iterdir())):
             raise FileExistsError(f"{self.path} already exists; pass overwrite=True or choose another path")
@@ -63,6 +63,7 @@ class IndexBuilder:
         self.encoder = encoder
         self.quantization = check_quantization(quantization)
         self.block_size = int(block_size)
+        self.block_max = block_max
         self.overwrite = overwrite
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._spill = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.shards-", dir=self.path.parent))
@@ -158,7 +159,7 @@ class IndexBuilder:
                     term_offsets=toff, posting_docs=docs, posting_impacts=imps,
                     doc_nnz=np.concatenate(self._doc_nnz), doc_ids=self._doc_ids(), vocabulary=self.vocabulary,
                     encoder=self.encoder, quantization=self.quantization, block_size=self.block_size,
-                    started=self._started, scale=scale)
+                    block_max=self.block_max, started=self._started, scale=scale)
                 index.manifest["shards"] = len(self._shards)
                 index.write_into(out)
                 del docs, imps, index

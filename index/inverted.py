@@ -106,32 +106,46 @@ class Vocabulary(NamedTuple):
 
 
 class Approx(NamedTuple):
-    """Knobs of approximate search (block-max engine). The default values mean "exact".
+    """Knobs of approximate search. The default values mean "exact".
+
+    Two approximate engines, chosen by the knobs given:
+
+    * **query-term pruning with exact re-scoring** (``query_terms`` and ``candidates`` only; needs
+      nothing beyond the posting lists): term-at-a-time over the ``query_terms`` heaviest query terms,
+      then the ``candidates`` best documents are scored exactly and the best ``k`` returned;
+    * **block-max** (``max_blocks`` or ``alpha``; needs block-max metadata): score only the
+      ``max_blocks`` blocks with the highest upper bounds, skip blocks whose bound times ``alpha``
+      is below the k-th score (BMP's approximation), over the ``query_terms`` heaviest terms.
 
     Attributes:
-        max_blocks: score only this many blocks, those with the highest upper bounds (0: no budget).
         query_terms: keep only this many heaviest query terms (0: all).
-        alpha: skip blocks whose upper bound times ``alpha`` is below the current k-th score;
-            1.0 is exact, smaller prunes more (BMP's approximation factor).
+        candidates: documents re-scored exactly after query-term pruning (0: 10 x k).
+        max_blocks: score only this many blocks, those with the highest upper bounds (0: no budget).
+        alpha: block-max pruning factor in (0, 1]; 1.0 is exact.
 
-    Example: ``idx.search(q, k=10, approx=Approx(max_blocks=100, query_terms=20))``; the cheapest
+    Example: ``idx.search(q, k=10, approx=Approx(query_terms=6, candidates=100))``; the cheapest
     setting for a target recall comes from :func:`index.tune_approximate`.
     """
 
-    max_blocks: int = 0
     query_terms: int = 0
+    candidates: int = 0
+    max_blocks: int = 0
     alpha: float = 1.0
 
     def validate(self) -> Approx:
-        if int(self.max_blocks) < 0 or int(self.query_terms) < 0:
-            raise ValueError(f"max_blocks and query_terms must be >= 0, got {self}")
+        if min(int(self.max_blocks), int(self.query_terms), int(self.candidates)) < 0:
+            raise ValueError(f"query_terms, candidates and max_blocks must be >= 0, got {self}")
         if not 0 < float(self.alpha) <= 1:
             raise ValueError(f"alpha must be in (0, 1], got {self.alpha}")
-        return Approx(int(self.max_blocks), int(self.query_terms), float(self.alpha))
+        return Approx(int(self.query_terms), int(self.candidates), int(self.max_blocks), float(self.alpha))
 
     @property
     def exact(self) -> bool:
         return self.max_blocks == 0 and self.query_terms == 0 and self.alpha == 1.0
+
+    @property
+    def uses_blocks(self) -> bool:
+        return self.max_blocks > 0 or self.alpha < 1.0
 
 
 class SearchStats(NamedTuple):
@@ -140,7 +154,7 @@ class SearchStats(NamedTuple):
     postings: np.ndarray
     blocks: np.ndarray
     engine: np.ndarray
-    engines: tuple = ("taat", "blockmax", "oracle")
+    engines: tuple = ("taat", "blockmax", "oracle", "pruned")
 
 
 class DetailedSearch(NamedTuple):
@@ -229,6 +243,7 @@ class InvertedIndex:
         encoder: dict | None = None,
         quantization: str | None = None,
         block_size: int = DEFAULT_BLOCK_SIZE,
+        block_max: bool | str = "auto",
     ) -> InvertedIndex:
         """Build an index from document vectors held in memory.
 
@@ -240,6 +255,10 @@ class InvertedIndex:
             encoder: a JSON-able description of the encoder, stored in the manifest.
             quantization: ``None`` (float32 impacts), ``"uint8"`` or ``"uint16"`` (one global scale).
             block_size: documents per block for block-max pruning (default 64).
+            block_max: store block-max metadata: ``True``, ``False``, or ``"auto"`` (default): only
+                when the blocks are coherent (block entries at most AUTO_MAX_ENTRY_RATIO of the
+                postings, e.g. after document reordering). Without it, the exhaustive engine serves
+                every query and the index is ~40% smaller; block-max and approximate search need it.
 
         For corpora that do not fit in memory, use :class:`index.IndexBuilder`.
         """
@@ -256,16 +275,14 @@ class InvertedIndex:
             posting_impacts=postings.data.astype(np.float32, copy=False),
             doc_nnz=np.diff(d.indptr).astype(np.int32),
             doc_ids=doc_ids, vocabulary=vocabulary, encoder=encoder, quantization=quantization,
-            block_size=block_size, started=start,
+            block_size=block_size, block_max=block_max, started=start,
         )
 
     @classmethod
     def from_postings(cls, *, term_offsets, posting_docs, posting_impacts, doc_nnz, doc_ids, vocabulary, encoder,
-                      quantization, block_size, started=None, scale=None, out: dict | None = None) -> InvertedIndex:
-        """Assemble an index from term-major postings (float32 impacts, or codes with ``scale``).
-
-        ``out`` may hold preallocated (e.g. memory-mapped) arrays to fill; used by the builder.
-        """
+                      quantization, block_size, block_max: bool | str = "auto", started=None,
+                      scale=None) -> InvertedIndex:
+        """Assemble an index from term-major postings (float32 impacts, or codes with ``scale``)."""
         started = time.perf_counter() if started is None else started
         dim = term_offsets.shape[0] - 1
         n_docs = doc_nnz.shape[0]
@@ -294,8 +311,19 @@ class InvertedIndex:
         toff = np.asarray(term_offsets)
         if int(np.diff(toff).max(initial=0)) > np.iinfo(np.int32).max:
             raise ValueError("a posting list longer than 2**31 - 1 does not fit this format")
+        if block_max not in (True, False, "auto"):
+            raise ValueError(f"block_max must be True, False or 'auto', got {block_max!r}")
         bm_off, bm_blocks, bm_max, bm_start, term_max = block_metadata(
             toff, np.asarray(posting_docs), np.asarray(posting_impacts), scale, block_size)
+        nnz = int(posting_docs.shape[0])
+        coherent = bm_blocks.shape[0] <= AUTO_MAX_ENTRY_RATIO * max(nnz, 1)
+        keep_blocks = block_max is True or (block_max == "auto" and coherent)
+        block_entry_ratio = bm_blocks.shape[0] / max(nnz, 1)
+        if not keep_blocks:
+            bm_off = np.zeros(dim + 1, dtype=np.int64)
+            bm_blocks = np.zeros(0, dtype=np.int32)
+            bm_max = np.zeros(0, dtype=np.float32)
+            bm_start = np.zeros(0, dtype=np.int32)
         arrays = {
             "term_offsets": term_offsets,
             "posting_docs": posting_docs,
@@ -318,6 +346,8 @@ class InvertedIndex:
             "n_docs": int(n_docs),
             "nnz": int(posting_docs.shape[0]),
             "block_size": block_size,
+            "block_max": bool(keep_blocks),
+            "block_entry_ratio": round(float(block_entry_ratio), 6),
             "n_block_entries": int(bm_blocks.shape[0]),
             "vocabulary": vocabulary.to_json() if vocabulary is not None else None,
             "encoder": encoder,
@@ -332,6 +362,11 @@ class InvertedIndex:
     @property
     def nnz(self) -> int:
         return int(self.manifest["nnz"])
+
+    @property
+    def has_block_max(self) -> bool:
+        """Whether the block-max metadata was kept (see ``block_max`` in :meth:`build`)."""
+        return bool(self.manifest.get("block_max", True))
 
     @property
     def build_seconds(self) -> float:
@@ -397,7 +432,7 @@ class InvertedIndex:
     def choose_engines(self, q: sp.csr_array) -> np.ndarray:
         """Per query, True where "auto" picks block-max pruning (see AUTO_MAX_ENTRY_RATIO, AUTO_MIN_POSTINGS)."""
         n = q.shape[0]
-        if q.nnz == 0 or self.nnz == 0:
+        if q.nnz == 0 or self.nnz == 0 or not self.has_block_max:
             return np.zeros(n, dtype=bool)
         if int(self.manifest["n_block_entries"]) > AUTO_MAX_ENTRY_RATIO * self.nnz:
             return np.zeros(n, dtype=bool)
@@ -414,7 +449,7 @@ class InvertedIndex:
             queries: ``n_queries x dim`` query vectors (any input :func:`index.sparse.as_csr` accepts).
             k: results per query; slots past the last matching document hold ``-1`` / ``-inf``.
             engine: ``"auto"`` (exact; default), ``"taat"``, ``"blockmax"`` or ``"oracle"``.
-            approx: :class:`Approx` knobs for approximate search (block-max engine); ``None`` is exact.
+            approx: :class:`Approx` knobs for approximate search; ``None`` is exact.
             vocabulary: the queries' vocabulary; refused if it differs from the index's.
             threads: Numba threads for this call (default: Numba's setting); restored afterwards.
 
@@ -434,10 +469,16 @@ class InvertedIndex:
             raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
         if approx is not None:
             approx = approx.validate()
-            if engine in ("taat", "oracle"):
-                raise ValueError(f"approximate search runs on the block-max engine, not {engine!r}")
+            if engine in ("taat", "oracle") and approx.uses_blocks:
+                raise ValueError(f"max_blocks and alpha run on the block-max engine, not {engine!r}")
             if approx.exact:
                 approx = None
+        if (engine == "blockmax" or (approx is not None and approx.uses_blocks)) and not self.has_block_max:
+            raise ValueError(
+                f"this index was built without block-max metadata (its blocks were incoherent: entries "
+                f"{self.manifest.get('block_entry_ratio', '?')} of the postings), which block-max and approximate "
+                "search need; rebuild with block_max=True (CLI: lsr index build --block-max) or use the exact engine"
+            )
         q = self.check_queries(queries, vocabulary)
         n = q.shape[0]
         postings = np.zeros(n, dtype=np.int64)
@@ -445,6 +486,12 @@ class InvertedIndex:
         if engine == "oracle":
             res = score_topk(q, self._posting_matrix(), k)
             return DetailedSearch(res, SearchStats(postings, blocks, np.full(n, 2, dtype=np.uint8)))
+        if approx is not None and not approx.uses_blocks:
+            out = empty_results(n, k)
+            stats = np.zeros((n, 3), dtype=np.int64)
+            with numba_threads(threads):
+                self._run_pruned(q, k, approx, out, stats)
+            return DetailedSearch(out, SearchStats(stats[:, 0], stats[:, 1], np.full(n, 3, dtype=np.uint8)))
         if approx is not None or engine == "blockmax":
             use_bm = np.ones(n, dtype=bool)
         elif engine == "taat":
@@ -467,6 +514,17 @@ class InvertedIndex:
                     out.scores[rows] = sub_out.scores
                     stats[rows] = sub_stats
         return DetailedSearch(out, SearchStats(stats[:, 0], stats[:, 1], use_bm.astype(np.uint8)))
+
+    def _run_pruned(self, q: sp.csr_array, k: int, approx: Approx, out: SearchResults, stats: np.ndarray) -> None:
+        import numba
+
+        a = self._k
+        n_cand = max(k, approx.candidates or 10 * k)
+        kernels.pruned_search(
+            q.indptr.astype(np.int64, copy=False), q.indices.astype(np.int32, copy=False),
+            q.data.astype(np.float32, copy=False), a["term_offsets"], a["posting_docs"], a["posting_impacts"],
+            self.scale, np.int64(self.n_docs), np.int64(k), np.int64(approx.query_terms), np.int64(n_cand),
+            np.int64(numba.get_num_threads()), out.doc_idx, out.scores, stats)
 
     def _run_kernel(self, q: sp.csr_array, k: int, blockmax: bool, approx: Approx, seed_blocks: int,
                     out: SearchResults, stats: np.ndarray) -> None:

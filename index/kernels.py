@@ -213,24 +213,18 @@ def _score_block(b, terms, weights, m, toff, pdocs, pimp, scale, bm_off, bm_bloc
 
 
 @njit(cache=True)
-def _blockmax_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, bm_off, bm_blocks, bm_max, bm_start,
-                  block_size, n_docs, k, alpha, max_blocks, seed_blocks, max_terms,
-                  ub, state, touched, acc, acc_block, terms, weights, bh_s, bh_d, hs, hd,
-                  out_docs, out_scores, stats):
-    # ---- the query's terms (optionally only the max_terms heaviest, kept in term-id order)
+def _select_terms(qi, qptr, qidx, qval, max_terms, terms, weights):
+    """Copy query ``qi``'s terms (only its ``max_terms`` heaviest if > 0; ties to the smaller term id),
+    kept in ascending term-id order, into ``terms``/``weights``; return how many."""
     lo_q = qptr[qi]
     m_all = qptr[qi + 1] - lo_q
     m = 0
     if max_terms > 0 and m_all > max_terms:
-        # keep the max_terms heaviest: threshold by partial selection on a copy
-        wcopy = np.empty(m_all, dtype=np.float32)
-        for i in range(m_all):
-            wcopy[i] = qval[lo_q + i]
-        wsorted = np.sort(wcopy)
+        wsorted = np.sort(qval[lo_q:lo_q + m_all])
         cut = wsorted[m_all - max_terms]
         n_above = 0
         for i in range(m_all):
-            if wcopy[i] > cut:
+            if qval[lo_q + i] > cut:
                 n_above += 1
         ties_left = max_terms - n_above
         for i in range(m_all):
@@ -246,6 +240,15 @@ def _blockmax_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, bm_off, bm_blo
             terms[m] = qidx[lo_q + i]
             weights[m] = qval[lo_q + i]
             m += 1
+    return m
+
+
+@njit(cache=True)
+def _blockmax_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, bm_off, bm_blocks, bm_max, bm_start,
+                  block_size, n_docs, k, alpha, max_blocks, seed_blocks, max_terms,
+                  ub, state, touched, acc, acc_block, terms, weights, bh_s, bh_d, hs, hd,
+                  out_docs, out_scores, stats):
+    m = _select_terms(qi, qptr, qidx, qval, max_terms, terms, weights)
 
     # ---- phase 1: upper bound of every block the query touches
     n_touched = 0
@@ -385,6 +388,104 @@ def blockmax_search(qptr, qidx, qval, toff, pdocs, pimp, scale, bm_off, bm_block
                           block_size, n_docs, k, alpha, max_blocks, seed_blocks, max_terms,
                           ub, state, touched, acc, acc_block, terms, weights, bh_s, bh_d, hs, hd,
                           out_docs, out_scores, stats)
+
+
+# ----------------------------------------------------------------------------- pruned TAAT + rescoring
+
+
+@njit(cache=True)
+def _impact_of(toff, pdocs, pimp, scale, t, d):
+    """Impact of document ``d`` in term ``t``'s posting list (binary search), or 0."""
+    lo = toff[t]
+    hi = toff[t + 1]
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        v = pdocs[mid]
+        if v < d:
+            lo = mid + 1
+        elif v > d:
+            hi = mid
+        else:
+            return np.float32(pimp[mid]) * scale
+    return np.float32(0)
+
+
+@njit(cache=True)
+def _pruned_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, max_terms, n_cand,
+                acc, touched, terms, weights, cs, cd, hs, hd, out_docs, out_scores, stats):
+    m = _select_terms(qi, qptr, qidx, qval, max_terms, terms, weights)
+    n_touched = 0
+    postings = 0
+    for i in range(m):
+        t = terms[i]
+        w = weights[i]
+        postings += toff[t + 1] - toff[t]
+        for p in range(toff[t], toff[t + 1]):
+            d = pdocs[p]
+            if acc[d] == 0:
+                touched[n_touched] = d
+                n_touched += 1
+            acc[d] += w * (np.float32(pimp[p]) * scale)
+    # the n_cand best documents by partial score
+    csize = 0
+    cts = np.float32(0)
+    ctd = np.int32(0)
+    for i in range(n_touched):
+        d = touched[i]
+        s = acc[d]
+        acc[d] = 0
+        if s > 0 and _admits(csize, n_cand, s, d, cts, ctd):
+            csize = _heap_push(cs, cd, csize, n_cand, s, d)
+            if csize == n_cand:
+                cts = cs[0]
+                ctd = cd[0]
+    # exact scores of the candidates, summed in term order as every exact engine does
+    size = 0
+    lo_q = qptr[qi]
+    hi_q = qptr[qi + 1]
+    for c in range(csize):
+        d = cd[c]
+        s = np.float32(0)
+        for j in range(lo_q, hi_q):
+            v = _impact_of(toff, pdocs, pimp, scale, qidx[j], d)
+            if v > 0:
+                s += qval[j] * v
+        if s > 0:
+            size = _heap_push(hs, hd, size, k, s, d)
+    _heap_emit(hs, hd, size, out_docs[qi], out_scores[qi])
+    stats[qi, 0] = postings
+    stats[qi, 1] = 0
+    stats[qi, 2] = n_touched
+
+
+@njit(parallel=True, cache=True)
+def pruned_search(qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, max_terms, n_cand, n_threads,
+                  out_docs, out_scores, stats):
+    """Approximate search by query-term pruning with exact re-scoring.
+
+    Term-at-a-time over each query's ``max_terms`` heaviest terms gives partial scores; the
+    ``n_cand`` best documents by partial score are then scored exactly (every query term, looked
+    up by binary search in its posting list), and the best ``k`` of them are returned with their
+    exact scores. Misses are documents that the heavy terms alone do not rank among the candidates.
+    """
+    nq = qptr.shape[0] - 1
+    nt = min(n_threads, max(nq, 1))
+    max_m = 1
+    for qi in range(nq):
+        if qptr[qi + 1] - qptr[qi] > max_m:
+            max_m = qptr[qi + 1] - qptr[qi]
+    for slot in prange(nt):
+        acc = np.zeros(n_docs, dtype=np.float32)
+        touched = np.empty(n_docs, dtype=np.int32)
+        terms = np.empty(max_m, dtype=np.int32)
+        weights = np.empty(max_m, dtype=np.float32)
+        cs = np.empty(n_cand, dtype=np.float32)
+        cd = np.empty(n_cand, dtype=np.int32)
+        hs = np.empty(k, dtype=np.float32)
+        hd = np.empty(k, dtype=np.int32)
+        for qi in range(slot, nq, nt):
+            _pruned_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, max_terms, n_cand,
+                        acc, touched, terms, weights, cs, cd, hs, hd, out_docs, out_scores, stats)
 
 
 # ----------------------------------------------------------------------------- build helpers

@@ -4,7 +4,7 @@ Example:
     >>> from index import tune_approximate
     >>> tuned = tune_approximate(idx, sample_queries, target_recall=0.95, k=10)    # doctest: +SKIP
     >>> tuned.approx, tuned.recall, tuned.ms_per_query                             # doctest: +SKIP
-    (Approx(max_blocks=64, query_terms=0, alpha=1.0), 0.962, 0.08)
+    (Approx(query_terms=6, candidates=100, max_blocks=0, alpha=1.0), 0.962, 0.08)
     >>> idx.search(queries, k=10, approx=tuned.approx)                             # doctest: +SKIP
 """
 
@@ -19,8 +19,9 @@ import numpy as np
 from .inverted import Approx, InvertedIndex, numba_threads
 from .results import NO_DOC, SearchResults
 
+DEFAULT_TERMS = (2, 3, 4, 6, 8, 12, 16, 24, 32)
+DEFAULT_CANDIDATES = (2, 5, 10, 20, 50)   # times k
 DEFAULT_BLOCKS = (4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
-DEFAULT_TERMS = (0, 32, 16, 8)
 DEFAULT_ALPHAS = (1.0, 0.9, 0.8)
 
 
@@ -64,32 +65,44 @@ def _time(fn, repeats: int) -> float:
 
 
 def tune_approximate(index: InvertedIndex, queries, target_recall: float = 0.95, k: int = 10, *,
-                     blocks=DEFAULT_BLOCKS, query_terms=DEFAULT_TERMS, alphas=DEFAULT_ALPHAS,
-                     threads: int | None = None, repeats: int = 3) -> Tuned:
+                     query_terms=DEFAULT_TERMS, candidates=DEFAULT_CANDIDATES, blocks=DEFAULT_BLOCKS,
+                     alphas=DEFAULT_ALPHAS, threads: int | None = None, repeats: int = 3) -> Tuned:
     """Find the fastest :class:`Approx` setting whose recall@k on ``queries`` reaches ``target_recall``.
 
-    Every combination of ``query_terms`` x ``alphas`` is tried with growing block budgets until the
-    target is met (recall grows with the budget); the qualifying settings are then timed and the
-    fastest wins. Use held-out sample queries, then check recall on others.
+    Query-term pruning: for each number of candidates (``candidates`` x k), the fewest query terms
+    that reach the target. Block-max (only on an index with block-max metadata): for each query-term
+    count and ``alpha``, the smallest block budget that reaches it. The qualifying settings are timed
+    and the fastest wins, unless exact search (``engine="auto"``) is faster, in which case the exact
+    setting ``Approx()`` is returned. Tune on sample queries, then check recall on others.
     """
     if not 0 < target_recall <= 1:
         raise ValueError(f"target_recall must be in (0, 1], got {target_recall}")
     q = index.check_queries(queries)
+    nq = max(q.shape[0], 1)
+    trials: list[dict] = []
+
+    def trial(ap: Approx) -> bool:
+        r = recall_at_k(index.search(q, k=k, approx=ap), exact)
+        trials.append({"approx": ap._asdict(), "recall": r})
+        if r >= target_recall:
+            trials[-1]["ms_per_query"] = 1e3 * _time(lambda: index.search(q, k=k, approx=ap), repeats) / nq
+            return True
+        return False
+
     with numba_threads(threads):
         exact = index.search(q, k=k)
-        exact_t = _time(lambda: index.search(q, k=k), repeats) / max(q.shape[0], 1)
-        trials = []
-        for terms, alpha in itertools.product(query_terms, alphas):
-            for nb in blocks:
-                ap = Approx(max_blocks=nb, query_terms=terms, alpha=alpha)
-                r = recall_at_k(index.search(q, k=k, approx=ap), exact)
-                trials.append({"approx": ap._asdict(), "recall": r})
-                if r >= target_recall:
-                    trials[-1]["ms_per_query"] = 1e3 * _time(
-                        lambda ap=ap: index.search(q, k=k, approx=ap), repeats) / max(q.shape[0], 1)
+        exact_ms = 1e3 * _time(lambda: index.search(q, k=k), repeats) / nq
+        for c in candidates:
+            for terms in sorted(query_terms):
+                if trial(Approx(query_terms=terms, candidates=c * k)):
                     break
+        if index.has_block_max:
+            for terms, alpha in itertools.product((0, *query_terms), alphas):
+                for nb in blocks:
+                    if trial(Approx(query_terms=terms, max_blocks=nb, alpha=alpha)):
+                        break
     ok = [t for t in trials if "ms_per_query" in t]
-    if not ok:
-        return Tuned(Approx(), 1.0, exact_t * 1e3, exact_t * 1e3, trials)
-    best = min(ok, key=lambda t: t["ms_per_query"])
-    return Tuned(Approx(**best["approx"]), best["recall"], best["ms_per_query"], exact_t * 1e3, trials)
+    best = min(ok, key=lambda t: t["ms_per_query"]) if ok else None
+    if best is None or best["ms_per_query"] >= exact_ms:  # no approximation beats exact search here
+        return Tuned(Approx(), 1.0, exact_ms, exact_ms, trials)
+    return Tuned(Approx(**best["approx"]), best["recall"], best["ms_per_query"], exact_ms, trials)

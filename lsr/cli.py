@@ -29,6 +29,34 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="root folder of BEIR data sets (default: $LSR_DATA)")
 
 
+def _add_index_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("index")
+    g.add_argument("--quantization", choices=("none", "uint8", "uint16"), default="none",
+                   help="store impacts as 8- or 16-bit codes (default: float32)")
+    g.add_argument("--block-size", type=int, default=64, help="documents per block for block-max pruning (default 64)")
+    g.add_argument("--block-max", choices=("auto", "yes", "no"), default="auto",
+                   help="keep block-max metadata: auto (only when blocks are coherent), yes, no")
+
+
+def _add_search_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("search")
+    g.add_argument("--engine", choices=("auto", "taat", "blockmax", "oracle"), default="auto",
+                   help="auto (exact, default), taat, blockmax, or the scipy oracle")
+    mode = g.add_mutually_exclusive_group()
+    mode.add_argument("--exact", action="store_true", help="exact search (the default)")
+    mode.add_argument("--approximate", action="store_true",
+                      help="approximate search: with --query-terms/--candidates/--max-blocks/--alpha, "
+                           "or tuned to --target-recall")
+    g.add_argument("--max-blocks", type=int, default=0, help="approximate: score at most this many blocks")
+    g.add_argument("--query-terms", type=int, default=0, help="approximate: keep the heaviest N query terms")
+    g.add_argument("--candidates", type=int, default=0,
+                   help="approximate: documents re-scored exactly after query-term pruning (default 10 x k)")
+    g.add_argument("--alpha", type=float, default=1.0, help="approximate: skip blocks with alpha*bound < threshold")
+    g.add_argument("--target-recall", type=float, default=0.95,
+                   help="approximate without knobs: tune for this recall@10 against exact on the queries")
+    g.add_argument("--threads", type=int, default=None, help="search threads (default: all cores)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lsr",
@@ -69,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", default=None, help="output folder (default runs/<dataset>-<split>)")
     ev.add_argument("--keep-index", action="store_true", help="keep each system's index in the output folder")
     ev.add_argument("--format", choices=("table", "json"), default="table", help="what to print on stdout")
+    _add_index_options(ev)
+    _add_search_options(ev)
 
     # ---- index
     ix = sub.add_parser("index", help="build or inspect an index", formatter_class=_Formatter, parents=[common])
@@ -87,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--encoder", required=True, help="encoder spec or saved encoder directory")
     b.add_argument("--out", required=True, help="index directory to write")
     b.add_argument("--overwrite", action="store_true", help="replace an existing index directory")
+    _add_index_options(b)
     info = ixsub.add_parser(
         "info", formatter_class=_Formatter, parents=[common], help="print an index's manifest summary",
         epilog="example:\n  lsr index info idx/scifact --verify\n",
@@ -112,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="TREC run file to write (with --queries; default: stdout)")
     s.add_argument("--format", choices=("text", "json", "trec"), default="text", help="output for one query")
     s.add_argument("--run-name", default="lsr", help="run name column of the TREC file")
+    _add_search_options(s)
     return parser
 
 
@@ -124,6 +156,44 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
 def _positive_k(parser: argparse.ArgumentParser, k: int) -> None:
     if k < 1:
         parser.error(f"-k must be a positive integer, got {k}")
+
+
+def _quantization(args) -> str | None:
+    return None if args.quantization == "none" else args.quantization
+
+
+def _index_options(args) -> dict:
+    return {"quantization": _quantization(args), "block_size": args.block_size,
+            "block_max": {"auto": "auto", "yes": True, "no": False}[args.block_max]}
+
+
+def _search_options(args, parser, index=None, encoder=None, tune_texts=None) -> dict:
+    """engine / approx / threads from the command line; tunes the approximate setting if asked to."""
+    from index import Approx
+
+    knobs = Approx(query_terms=args.query_terms, candidates=args.candidates, max_blocks=args.max_blocks,
+                   alpha=args.alpha)
+    has_knobs = not knobs.exact
+    if has_knobs and not args.approximate:
+        parser.error("--max-blocks, --query-terms, --candidates and --alpha need --approximate")
+    if args.approximate and knobs.uses_blocks and args.engine in ("taat", "oracle"):
+        parser.error(f"--max-blocks and --alpha run on the block-max engine, not --engine {args.engine}")
+    approx = None
+    if args.approximate:
+        if has_knobs:
+            approx = knobs.validate()
+        elif index is None or not tune_texts:
+            parser.error("--approximate needs --max-blocks/--query-terms/--alpha here (nothing to tune on)")
+        else:
+            from index import tune_approximate
+
+            tuned = tune_approximate(index, encoder.encode_queries(tune_texts), target_recall=args.target_recall,
+                                     threads=args.threads)
+            approx = tuned.approx
+            logger.warning("tuned for recall@10 >= %.2f: %s (recall %.3f, %.3f ms/query vs exact %.3f)",
+                           args.target_recall, tuned.approx, tuned.recall, tuned.ms_per_query,
+                           tuned.exact_ms_per_query)
+    return {"engine": args.engine, "approx": approx, "threads": args.threads}
 
 
 def _read_query_file(path: str) -> dict[str, str]:
@@ -173,12 +243,18 @@ def cmd_evaluate(args, parser) -> int:
         parser.error("system names must be unique; use --name to tell them apart")
     ds = load_dataset(args.dataset, split=args.split, data_dir=args.data_dir)
     out = Path(args.out) if args.out else Path("runs") / f"{Path(ds.name).name}-{ds.split or 'all'}"
+    from index import Approx
+
     from .encoders import load_encoder
 
     systems = {n: load_encoder(e) for n, e in zip(names, encoders)}
     command = "lsr " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("lsr") else None
+    if args.approximate and Approx(query_terms=args.query_terms, max_blocks=args.max_blocks, alpha=args.alpha).exact:
+        parser.error("lsr evaluate --approximate needs --max-blocks/--query-terms/--alpha "
+                     "(tune them first: lsr search INDEX --queries FILE --approximate --target-recall R)")
+    options = _search_options(args, parser)
     report = compare(ds, systems, k=args.k, measures=args.measures, out_dir=out, command=command,
-                     keep_index=args.keep_index, show_progress=not args.quiet)
+                     keep_index=args.keep_index, show_progress=not args.quiet, **_index_options(args), **options)
     if args.format == "json":
         print(report.to_json())
     else:
@@ -203,7 +279,7 @@ def cmd_index_build(args, parser) -> int:
     out = Path(args.out)
     if out.exists() and not args.overwrite and (not out.is_dir() or any(out.iterdir())):
         raise FileExistsError(f"{out} already exists; pass --overwrite to replace it")
-    retriever = Retriever.build(corpus, args.encoder, show_progress=not args.quiet)
+    retriever = Retriever.build(corpus, args.encoder, show_progress=not args.quiet, **_index_options(args))
     retriever.save(out, overwrite=args.overwrite)
     idx = retriever.index
     print(f"indexed {idx.n_docs} documents, {idx.nnz} postings, vocabulary {idx.vocabulary.id} -> {out}")
@@ -249,7 +325,8 @@ def cmd_search(args, parser) -> int:
         from eval import write_trec_run
 
         queries = _read_query_file(args.queries)
-        run = retriever.search_run(queries, k=args.k)
+        options = _search_options(args, parser, retriever.index, retriever.encoder, list(queries.values()))
+        run = retriever.search_run(queries, k=args.k, **options)
         if args.out:
             write_trec_run(run, args.out, name=args.run_name)
             print(f"wrote {sum(len(v) for v in run.values())} results for {len(run)} queries to {args.out}",
@@ -262,7 +339,7 @@ def cmd_search(args, parser) -> int:
                     print(f"{qid} Q0 {did} {rank} {score:.6f} {args.run_name}")
         return EXIT_OK
 
-    res = retriever.search([args.query], k=args.k)
+    res = retriever.search([args.query], k=args.k, **_search_options(args, parser))
     hits = [(doc_ids[int(d)], float(s)) for d, s in zip(res.doc_idx[0], res.scores[0]) if d >= 0]
     if args.format == "json":
         terms = [{"term": t, "weight": w}

@@ -29,7 +29,8 @@ from tqdm.auto import tqdm
 from eval import Dataset, Report, SystemResult, evaluate, write_trec_run
 from eval.efficiency import flops, latency_stats, throughput, vector_length_stats
 from eval.metrics import parse_measures
-from index import InvertedIndex, SearchResults, atomic_dir, directory_size
+from index import Approx, InvertedIndex, SearchResults, atomic_dir, directory_size
+from index.inverted import DEFAULT_BLOCK_SIZE
 
 from .encoders import SparseEncoder, load_encoder
 
@@ -91,10 +92,14 @@ class Retriever:
         self.doc_encode_seconds = doc_encode_seconds
 
     @classmethod
-    def build(cls, corpus, encoder: SparseEncoder | str, *, show_progress: bool = True) -> Retriever:
+    def build(cls, corpus, encoder: SparseEncoder | str, *, quantization: str | None = None,
+              block_size: int = DEFAULT_BLOCK_SIZE, block_max: bool | str = "auto",
+              show_progress: bool = True) -> Retriever:
         """Encode ``corpus`` (``(doc_id, text)`` pairs or plain texts) and index it.
 
         Encoders that need corpus statistics (BM25) are fitted on this corpus first.
+        ``quantization`` (``None``, ``"uint8"``, ``"uint16"``), ``block_size`` and ``block_max`` go to
+        the index (see :meth:`index.InvertedIndex.build`).
         """
         if isinstance(encoder, (str, os.PathLike)):
             encoder = load_encoder(encoder)
@@ -109,23 +114,26 @@ class Retriever:
             raise ValueError("the corpus mixes plain texts and (doc_id, text) pairs; give one or the other")
         logger.info("encoded %d documents in %.1fs", texts.n, encode_seconds)
         ids = None if texts.plain else texts.ids
-        index = InvertedIndex.build(docs, doc_ids=ids, vocabulary=encoder.vocabulary, encoder=encoder.describe())
+        index = InvertedIndex.build(docs, doc_ids=ids, vocabulary=encoder.vocabulary, encoder=encoder.describe(),
+                                    quantization=quantization, block_size=block_size, block_max=block_max)
         return cls(index, encoder, doc_encode_seconds=encode_seconds)
 
     def encode_queries(self, texts: Sequence[str]):
         return self.encoder.encode_queries(texts)
 
-    def search(self, texts: Sequence[str], k: int = 10) -> SearchResults:
-        """Encode query texts and return their top-k documents."""
+    def search(self, texts: Sequence[str], k: int = 10, *, engine: str = "auto", approx: Approx | None = None,
+               threads: int | None = None) -> SearchResults:
+        """Encode query texts and return their top-k documents (options as :meth:`InvertedIndex.search`)."""
         if isinstance(texts, str):
             texts = [texts]
         q = self.encoder.encode_queries(texts)
-        return self.index.search(q, k=k, vocabulary=self.encoder.vocabulary)
+        return self.index.search(q, k=k, vocabulary=self.encoder.vocabulary, engine=engine, approx=approx,
+                                 threads=threads)
 
-    def search_run(self, queries: dict[str, str], k: int = 1000) -> dict[str, dict[str, float]]:
+    def search_run(self, queries: dict[str, str], k: int = 1000, **options) -> dict[str, dict[str, float]]:
         """Search ``{query_id: text}`` and return a run ``{query_id: {doc_id: score}}``."""
         qids = list(queries)
-        res = self.search([queries[q] for q in qids], k=k)
+        res = self.search([queries[q] for q in qids], k=k, **options)
         return res.to_run(qids, self.index.doc_ids)
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
@@ -151,22 +159,24 @@ class Retriever:
         return cls(index, load_encoder(enc_dir))
 
 
-def build_index(corpus, encoder: SparseEncoder | str, *, show_progress: bool = True) -> Retriever:
+def build_index(corpus, encoder: SparseEncoder | str, **options) -> Retriever:
     """Encode and index a corpus; see :meth:`Retriever.build`."""
-    return Retriever.build(corpus, encoder, show_progress=show_progress)
+    return Retriever.build(corpus, encoder, **options)
 
 
-def search_texts(retriever: Retriever, texts: Sequence[str], k: int = 10) -> SearchResults:
+def search_texts(retriever: Retriever, texts: Sequence[str], k: int = 10, **options) -> SearchResults:
     """Top-k documents for query texts; see :meth:`Retriever.search`."""
-    return retriever.search(texts, k=k)
+    return retriever.search(texts, k=k, **options)
 
 
-def measure_queries(retriever: Retriever, texts: Sequence[str], k: int,
-                    show_progress: bool = False) -> tuple[SearchResults, dict]:
+def measure_queries(retriever: Retriever, texts: Sequence[str], k: int, show_progress: bool = False, *,
+                    engine: str = "auto", approx: Approx | None = None,
+                    threads: int | None = None) -> tuple[SearchResults, dict]:
     """Search all queries and measure: one query at a time (latency), then one batch (throughput).
 
     Returns the batch results and a dict of efficiency statistics.
     """
+    opts = {"engine": engine, "approx": approx, "threads": threads}
     enc, idx = retriever.encoder, retriever.index
     n = len(texts)
     enc_lat = np.empty(n)
@@ -176,15 +186,16 @@ def measure_queries(retriever: Retriever, texts: Sequence[str], k: int,
         t0 = clock()
         q = enc.encode_queries([text])
         t1 = clock()
-        idx.search(q, k=k)
+        idx.search(q, k=k, **opts)
         t2 = clock()
         enc_lat[i] = t1 - t0
         search_lat[i] = t2 - t1
     t0 = clock()
     queries = enc.encode_queries(texts)
     t1 = clock()
-    results = idx.search(queries, k=k, vocabulary=enc.vocabulary)
+    detailed = idx.search_detailed(queries, k=k, vocabulary=enc.vocabulary, **opts)
     t2 = clock()
+    results = detailed.results
     stats = {
         "search_latency": latency_stats(search_lat),
         "query_encode_latency": latency_stats(enc_lat),
@@ -193,6 +204,7 @@ def measure_queries(retriever: Retriever, texts: Sequence[str], k: int,
         "batch_search_seconds": t2 - t1,
         "query_nnz": vector_length_stats(queries.indptr),
         "flops": flops(queries.indices, n, idx.doc_frequencies(), idx.n_docs),
+        "postings_per_query": float(detailed.stats.postings.mean()) if n else 0.0,
     }
     return results, stats
 
@@ -207,6 +219,12 @@ def evaluate_dataset(
     out_dir: str | os.PathLike | None = None,
     keep_index: bool = False,
     show_progress: bool = True,
+    engine: str = "auto",
+    approx: Approx | None = None,
+    quantization: str | None = None,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    block_max: bool | str = "auto",
+    threads: int | None = None,
 ) -> SystemResult:
     """Index ``dataset``'s corpus with ``encoder``, search its queries, score and time everything.
 
@@ -221,6 +239,8 @@ def evaluate_dataset(
         keep_index: keep the saved index in ``out_dir`` (otherwise it is saved to a temporary
             directory only to measure its size).
         show_progress: progress bars on encoding.
+        engine, approx, threads: search options (see :meth:`index.InvertedIndex.search`).
+        quantization, block_size, block_max: index options (see :meth:`index.InvertedIndex.build`).
 
     Returns:
         :class:`eval.SystemResult` (effectiveness, per-query values, efficiency, settings).
@@ -232,7 +252,8 @@ def evaluate_dataset(
     parsed = parse_measures(measures)
     corpus = dataset.corpus  # raises MissingCorpusError for queries/qrels-only sets
 
-    retriever = Retriever.build(corpus, encoder, show_progress=show_progress)
+    retriever = Retriever.build(corpus, encoder, quantization=quantization, block_size=block_size,
+                                block_max=block_max, show_progress=show_progress)
     idx = retriever.index
     dataset.check_documents(lambda d: idx.doc_ids.position(d) is not None)
 
@@ -246,7 +267,8 @@ def evaluate_dataset(
 
     qids = list(dataset.queries)
     texts = [dataset.queries[q] for q in qids]
-    results, stats = measure_queries(retriever, texts, k, show_progress=show_progress)
+    results, stats = measure_queries(retriever, texts, k, show_progress=show_progress, engine=engine, approx=approx,
+                                     threads=threads)
     run = results.to_run(qids, idx.doc_ids)
     evaluation = evaluate(run, dataset.qrels, parsed)
 
@@ -263,7 +285,13 @@ def evaluate_dataset(
         "n_docs": idx.n_docs,
         "n_postings": idx.nnz,
     }
-    settings = {"encoder": encoder.describe(), "engine": "oracle", "k": k}
+    import numba
+
+    settings = {"encoder": encoder.describe(), "k": k, "engine": engine,
+                "approx": approx._asdict() if approx is not None else None,
+                "index": {"quantization": quantization, "block_size": block_size, "block_max": idx.has_block_max,
+                          "block_entry_ratio": idx.manifest.get("block_entry_ratio")},
+                "threads": threads or numba.get_num_threads()}
     logger.info("%s: %s", name, ", ".join(f"{m} {v:.4f}" for m, v in evaluation.aggregate.items()))
     return SystemResult(name=name, settings=settings, effectiveness=evaluation.aggregate,
                         efficiency=efficiency, per_query=evaluation.per_query, run_file=run_file)
@@ -271,18 +299,20 @@ def evaluate_dataset(
 
 def compare(dataset: Dataset, encoders: dict[str, SparseEncoder | str], *, k: int = 1000,
             measures: Sequence | str | None = None, out_dir: str | os.PathLike | None = None,
-            command: str | None = None, keep_index: bool = False, show_progress: bool = True) -> Report:
+            command: str | None = None, keep_index: bool = False, show_progress: bool = True,
+            **options) -> Report:
     """Evaluate several systems on one data set and gather them in one :class:`eval.Report`.
 
     ``encoders`` maps a display name to an encoder or spec. With ``out_dir`` the report
-    (``report.json``, ``report.md``, ``tradeoff.png``) and the runs are written there.
+    (``report.json``, ``report.md``, ``tradeoff.png``) and the runs are written there. ``options``
+    (engine, approx, quantization, block_size, threads) apply to every system.
     """
     if not encoders:
         raise ValueError("no encoders to evaluate")
     parsed = parse_measures(measures)
     systems = [
         evaluate_dataset(dataset, enc, name=name, k=k, measures=parsed, out_dir=out_dir,
-                         keep_index=keep_index, show_progress=show_progress)
+                         keep_index=keep_index, show_progress=show_progress, **options)
         for name, enc in encoders.items()
     ]
     report = Report(dataset=dataset.describe(), measures=[str(m) for m in parsed], systems=systems, command=command)

@@ -94,3 +94,36 @@ def test_failures_exit_1_with_a_clear_message(med_index, tmp_path, capsys):
 def test_query_with_no_known_terms(med_index, capsys):
     assert main(["search", str(med_index), "the of and"]) == 0
     assert "no matching documents" in capsys.readouterr().err
+
+
+def test_engine_and_index_options(data_root, tmp_path, capsys):
+    idx = tmp_path / "q8"
+    assert main(["index", "build", "--dataset", "med", "--data-dir", str(data_root), "--encoder", "bm25",
+                 "--out", str(idx), "--quantization", "uint8", "--block-size", "32", "--block-max", "yes", "-q"]) == 0
+    capsys.readouterr()
+    outputs = {}
+    for engine in ("auto", "taat", "blockmax", "oracle"):
+        assert main(["search", str(idx), "crystalline lens in vertebrates", "-k", "5", "--engine", engine]) == 0
+        outputs[engine] = capsys.readouterr().out
+    assert len(set(outputs.values())) == 1  # every exact engine, same ranking
+    assert main(["search", str(idx), "lens", "--approximate", "--max-blocks", "2", "--query-terms", "1"]) == 0
+    capsys.readouterr()
+    run = tmp_path / "r.trec"
+    assert main(["search", str(idx), "--queries", str(data_root / "med" / "queries.jsonl"), "--approximate",
+                 "--target-recall", "0.9", "--out", str(run), "-k", "10"]) == 0
+    assert run.exists()
+    info = capsys.readouterr()
+    assert main(["search", str(idx), "lens", "--max-blocks", "3"]) == 2  # knobs need --approximate
+    assert main(["search", str(idx), "lens", "--approximate"]) == 2  # nothing to tune on
+    assert main(["search", str(idx), "lens", "--approximate", "--alpha", "0.5", "--engine", "taat"]) == 2
+    assert info is not None
+
+
+def test_evaluate_with_quantized_index_and_engine(data_root, tmp_path, capsys):
+    out = tmp_path / "e"
+    assert main(["evaluate", "--dataset", "adi", "--data-dir", str(data_root), "--out", str(out), "-q",
+                 "--quantization", "uint16", "--block-max", "yes", "--engine", "blockmax", "--threads", "1"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    s = report["systems"][0]["settings"]
+    assert s["engine"] == "blockmax" and s["index"]["quantization"] == "uint16" and s["threads"] == 1
+    assert report["systems"][0]["efficiency"]["postings_per_query"] > 0

@@ -37,7 +37,7 @@ def test_exact_engines_equal_oracle(engine, block_size, integer):
     rng = np.random.default_rng(block_size * 7 + integer)
     docs = zipf_csr(rng, 300, 80, 5, 30, integer=integer)
     queries = zipf_csr(rng, 40, 80, 1, 25, integer=integer)
-    idx = InvertedIndex.build(docs, block_size=block_size)
+    idx = InvertedIndex.build(docs, block_max=True, block_size=block_size)
     for k in (1, 10, 500):
         assert_same(idx.search(queries, k=k, engine=engine), brute_force_search(docs, queries, k=k))
 
@@ -47,7 +47,7 @@ def test_threads_do_not_change_results(threads):
     rng = np.random.default_rng(3)
     docs = zipf_csr(rng, 500, 60, 5, 20, integer=True)
     queries = zipf_csr(rng, 33, 60, 1, 15, integer=True)
-    idx = InvertedIndex.build(docs, block_size=8)
+    idx = InvertedIndex.build(docs, block_max=True, block_size=8)
     ref = brute_force_search(docs, queries, k=7)
     for engine in ENGINES:
         assert_same(idx.search(queries, k=7, engine=engine, threads=threads), ref)
@@ -55,7 +55,7 @@ def test_threads_do_not_change_results(threads):
 
 def test_empty_queries_empty_postings_single_document():
     docs = sp.csr_array(np.array([[0, 2.0, 0, 0, 1.0]], np.float32))  # terms 0, 2, 3 have no postings
-    idx = InvertedIndex.build(docs, block_size=4)
+    idx = InvertedIndex.build(docs, block_max=True, block_size=4)
     queries = np.array([[0, 0, 0, 0, 0], [1.0, 0, 1.0, 0, 0], [0, 1.0, 0, 0, 0], [0, 1.0, 0, 0, 3.0]], np.float32)
     for engine in ENGINES:
         res = idx.search(queries, k=3, engine=engine)
@@ -66,7 +66,7 @@ def test_empty_queries_empty_postings_single_document():
 def test_duplicate_query_terms_are_summed():
     rng = np.random.default_rng(5)
     docs = zipf_csr(rng, 100, 30, 3, 10)
-    idx = InvertedIndex.build(docs, block_size=8)
+    idx = InvertedIndex.build(docs, block_max=True, block_size=8)
     dup = SparseBatch(np.array([0, 3]), np.array([2, 2, 5]), np.array([1.0, 0.5, 2.0]), dim=30)
     merged = sp.csr_array(np.eye(30, dtype=np.float32)[[2]] * 1.5 + np.eye(30, dtype=np.float32)[[5]] * 2.0)
     for engine in ENGINES:
@@ -85,7 +85,7 @@ def test_bad_query_input_is_refused():
 @pytest.mark.parametrize("engine", ENGINES)
 def test_adversarial_all_equal_weights(engine):
     docs = sp.csr_array((np.random.default_rng(0).random((200, 12)) < 0.4).astype(np.float32))
-    idx = InvertedIndex.build(docs, block_size=8)
+    idx = InvertedIndex.build(docs, block_max=True, block_size=8)
     queries = sp.csr_array(np.ones((3, 12), np.float32))
     assert_same(idx.search(queries, k=25, engine=engine), brute_force_search(docs, queries, k=25))
 
@@ -96,7 +96,7 @@ def test_adversarial_one_huge_weight(engine):
     dense = (rng.random((256, 20)) < 0.3) * rng.random((256, 20)).astype(np.float32)
     dense[250, 7] = 1e6  # one document dominates one term, in the last block
     docs = sp.csr_array(dense.astype(np.float32))
-    idx = InvertedIndex.build(docs, block_size=16)
+    idx = InvertedIndex.build(docs, block_max=True, block_size=16)
     queries = sp.csr_array(np.vstack([np.eye(20, dtype=np.float32)[7] * 1e-3 + 0.5, rng.random(20) + 0.1]).astype(np.float32))
     assert_same(idx.search(queries, k=10, engine=engine), brute_force_search(docs, queries, k=10))
 
@@ -106,7 +106,7 @@ def test_quantized_search_is_exact_for_dequantized_impacts(quantization):
     rng = np.random.default_rng(11)
     docs = zipf_csr(rng, 400, 50, 5, 25)
     queries = zipf_csr(rng, 30, 50, 2, 20)
-    idx = InvertedIndex.build(docs, quantization=quantization, block_size=16)
+    idx = InvertedIndex.build(docs, quantization=quantization, block_size=16, block_max=True)
     assert idx.arrays["posting_impacts"].dtype == np.dtype(quantization)
     codes, scale = quantize(docs.data, quantization)
     deq = sp.csr_array((dequantize(codes, scale), docs.indices, docs.indptr), shape=docs.shape)
@@ -130,7 +130,7 @@ def test_approximate_knobs():
     rng = np.random.default_rng(4)
     docs = zipf_csr(rng, 2000, 200, 20, 60)
     queries = zipf_csr(rng, 50, 200, 10, 40)
-    idx = InvertedIndex.build(docs, block_size=32)
+    idx = InvertedIndex.build(docs, block_max=True, block_size=32)
     exact = brute_force_search(docs, queries, k=10)
     # neutral knobs are exact
     assert_same(idx.search(queries, k=10, approx=Approx()), exact)
@@ -149,13 +149,35 @@ def test_approximate_knobs():
         idx.search(queries, k=10, engine="taat", approx=Approx(max_blocks=3))
 
 
+@pytest.mark.parametrize("quantization", [None, "uint8"])
+def test_query_term_pruning_with_rescoring(quantization):
+    rng = np.random.default_rng(14)
+    docs = zipf_csr(rng, 2000, 200, 20, 60)
+    queries = zipf_csr(rng, 50, 200, 10, 40)
+    idx = InvertedIndex.build(docs, quantization=quantization)  # needs no block-max metadata
+    exact = idx.search(queries, k=10, engine="oracle")
+    # all terms kept and enough candidates: exact, scores included
+    assert_same(idx.search(queries, k=10, approx=Approx(query_terms=1000, candidates=10)), exact)
+    cheap = idx.search_detailed(queries, k=10, approx=Approx(query_terms=4, candidates=50))
+    assert (cheap.stats.engine == 3).all()
+    assert cheap.stats.postings.sum() < idx.search_detailed(queries, k=10).stats.postings.sum()
+    found = cheap.results
+    # every returned score is the exact score of that document
+    dense = (queries @ idx._posting_matrix()).toarray()
+    for i in range(queries.shape[0]):
+        hit = found.doc_idx[i] >= 0
+        np.testing.assert_allclose(found.scores[i][hit], dense[i, found.doc_idx[i][hit]], rtol=1e-6)
+    hits = sum(len(set(a) & set(b)) for a, b in zip(found.doc_idx, exact.doc_idx))
+    assert 0.5 * exact.doc_idx.size < hits < exact.doc_idx.size
+
+
 def test_auto_routes_by_cost(monkeypatch):
     import index.inverted as inv
 
     rng = np.random.default_rng(9)
     docs = zipf_csr(rng, 3000, 100, 10, 40)
     queries = zipf_csr(rng, 20, 100, 1, 30)
-    idx = InvertedIndex.build(docs, block_size=64)
+    idx = InvertedIndex.build(docs, block_max=True, block_size=64)
     monkeypatch.setattr(inv, "AUTO_MIN_POSTINGS", 0)
     monkeypatch.setattr(inv, "AUTO_MAX_ENTRY_RATIO", 1.0)
     det = idx.search_detailed(queries, k=10)
@@ -172,9 +194,9 @@ def test_memory_mapped_index_searches(tmp_path):
     rng = np.random.default_rng(8)
     docs = zipf_csr(rng, 500, 70, 5, 20)
     queries = zipf_csr(rng, 10, 70, 2, 10)
-    path = InvertedIndex.build(docs, quantization="uint8", block_size=16).save(tmp_path / "i")
+    path = InvertedIndex.build(docs, quantization="uint8", block_size=16, block_max=True).save(tmp_path / "i")
     idx = InvertedIndex.load(path, verify=True)
-    ref = InvertedIndex.build(docs, quantization="uint8", block_size=16)
+    ref = InvertedIndex.build(docs, quantization="uint8", block_size=16, block_max=True)
     for engine in ENGINES:
         assert_same(idx.search(queries, k=10, engine=engine), ref.search(queries, k=10, engine="oracle"))
 
@@ -187,11 +209,11 @@ def test_builder_from_shards_equals_in_memory_build(tmp_path, quantization):
     rng = np.random.default_rng(21)
     docs = zipf_csr(rng, 700, 90, 5, 25)
     ids = [f"d{i}" for i in range(700)]
-    with IndexBuilder(tmp_path / "idx", dim=90, quantization=quantization, block_size=16) as b:
+    with IndexBuilder(tmp_path / "idx", dim=90, quantization=quantization, block_size=16, block_max=True) as b:
         for lo in range(0, 700, 150):
             b.add(docs[lo:lo + 150], doc_ids=ids[lo:lo + 150])
     built = b.index
-    ref = InvertedIndex.build(docs, doc_ids=ids, quantization=quantization, block_size=16)
+    ref = InvertedIndex.build(docs, doc_ids=ids, quantization=quantization, block_size=16, block_max=True)
     for name in ("term_offsets", "posting_docs", "posting_impacts", "bm_offsets", "bm_blocks", "bm_max",
                  "bm_start", "term_max", "doc_nnz", "docid_offsets"):
         np.testing.assert_array_equal(np.asarray(built.arrays[name]), ref.arrays[name], err_msg=name)
@@ -218,3 +240,39 @@ def test_builder_errors_leave_nothing(tmp_path):
     with pytest.raises(ValueError, match="no documents"):
         IndexBuilder(tmp_path / "idx", dim=6).finish()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_tune_approximate_reaches_target_or_returns_exact():
+    from index import recall_at_k, tune_approximate
+
+    rng = np.random.default_rng(12)
+    docs = zipf_csr(rng, 3000, 150, 20, 50)
+    queries = zipf_csr(rng, 60, 150, 10, 30)
+    idx = InvertedIndex.build(docs, block_max=True, block_size=32)
+    tuned = tune_approximate(idx, queries[:30], target_recall=0.9, k=10, repeats=1)
+    assert tuned.recall >= 0.9 and tuned.trials
+    exact = idx.search(queries, k=10)
+    assert recall_at_k(idx.search(queries, k=10, approx=tuned.approx), exact) > 0.7
+    if tuned.approx == Approx():
+        assert tuned.ms_per_query == tuned.exact_ms_per_query
+    with pytest.raises(ValueError, match="target_recall"):
+        tune_approximate(idx, queries, target_recall=1.5)
+
+
+def test_block_max_auto_drops_incoherent_metadata(tmp_path):
+    rng = np.random.default_rng(13)
+    docs = zipf_csr(rng, 2000, 20000, 20, 40, a=0.5)  # rare terms, random order: a block entry per posting
+    auto = InvertedIndex.build(docs, block_size=64)
+    full = InvertedIndex.build(docs, block_size=64, block_max=True)
+    assert not auto.has_block_max and full.has_block_max
+    assert auto.manifest["block_entry_ratio"] == full.manifest["block_entry_ratio"] > 0.25
+    assert auto.size_bytes() < full.size_bytes()
+    q = zipf_csr(rng, 5, 20000, 5, 10, a=0.5)
+    assert_same(auto.search(q, k=10), full.search(q, k=10))
+    with pytest.raises(ValueError, match="without block-max metadata"):
+        auto.search(q, k=10, engine="blockmax")
+    with pytest.raises(ValueError, match="without block-max metadata"):
+        InvertedIndex.load(auto.save(tmp_path / "a")).search(q, k=10, approx=Approx(max_blocks=3))
+    # documents sorted so that blocks hold similar documents: the metadata is kept
+    ordered = sp.csr_array(np.repeat(np.eye(8, 20000, dtype=np.float32), 64, axis=0))
+    assert InvertedIndex.build(ordered, block_size=64).has_block_max

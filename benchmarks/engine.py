@@ -1,0 +1,153 @@
+"""Engine benchmark: lsr's exact and approximate search against scipy, Seismic, BMP and PISA.
+
+Same vectors for every system (synthetic, see benchmarks/synthetic.py), one run, each system in its
+own process. Prints a table of ms/query (1 and 2 threads), recall@10 against lsr exact, build time,
+index size and peak memory, with ratios against scipy and the anchors, and writes
+``<out>/engine-<n>.json`` and ``<out>/engine.md``.
+
+    .venv/bin/python benchmarks/engine.py --docs 100000 --queries 500
+    bash benchmarks/setup_anchors.sh     # once: Seismic, BMP, PISA in benchmarks/.venv-anchors
+
+Anchors run only when their environment exists (``--anchors-python``); missing ones are reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import synthetic  # noqa: E402
+
+LSR_SYSTEMS = ["scipy", "lsr-exact", "lsr-taat", "lsr-blockmax", "lsr-approx-95", "lsr-approx-99"]
+ANCHORS = ["seismic", "bmp", "pisa"]
+KINDS = ("splade", "inffree")
+
+
+def save_csr(path: Path, m) -> None:
+    np.savez(path, data=m.data, indices=m.indices, indptr=m.indptr, shape=np.array(m.shape))
+
+
+def run_worker(python: str, system: str, data: Path, args) -> dict:
+    cmd = [python, str(HERE / "engine_worker.py"), "--system", system, "--data", str(data),
+           "--threads", *map(str, args.threads), "--repeats", str(args.repeats),
+           "--scipy-queries", str(args.scipy_queries)]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        return {"system": system, "error": " | ".join(tail)}
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["wall_s"] = time.perf_counter() - t0
+    return out
+
+
+def recall(found: np.ndarray, exact: np.ndarray) -> float:
+    total, n = 0.0, 0
+    for a, e in zip(found, exact):
+        e = e[e >= 0]
+        if e.size:
+            total += np.intersect1d(a[a >= 0], e).size / e.size
+            n += 1
+    return total / max(n, 1)
+
+
+def table(n_docs: int, rows: list[dict], threads) -> str:
+    base = {r["system"]: r for r in rows if "error" not in r}
+    lines = [f"### {n_docs:,} documents", ""]
+    head = ["system", "query kind"] + [f"ms/q {t}t" for t in threads] + \
+        ["recall@10", "× scipy (1t)", "× seismic (1t)", "× bmp (1t)", "build s", "index MB", "peak MB"]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['system']} | – | failed: {r['error'][:80]} |" + " |" * (len(head) - 3))
+            continue
+        for kind in KINDS:
+            ms = [r.get(f"{kind}_ms_t{t}") for t in threads]
+            if ms[0] is None:
+                continue
+
+            def ratio(other):
+                o = base.get(other, {}).get(f"{kind}_ms_t1")
+                return f"{o / ms[0]:.1f}" if o and ms[0] else "–"
+
+            cells = [r["system"], kind] + [f"{m:.3f}" if m is not None else "–" for m in ms] + [
+                f"{r.get(kind + '_recall', float('nan')):.3f}", ratio("scipy"), ratio("seismic"), ratio("bmp"),
+                f"{r.get('build_s', float('nan')):.1f}", f"{r.get('index_bytes', 0) / 1e6:.0f}",
+                f"{r.get('peak_rss_mb', float('nan')):.0f}"]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--docs", type=int, nargs="+", default=[100_000])
+    ap.add_argument("--queries", type=int, default=500)
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--scipy-queries", type=int, default=50)
+    ap.add_argument("--systems", nargs="+", default=LSR_SYSTEMS + ANCHORS)
+    ap.add_argument("--anchors-python", default=str(HERE / ".venv-anchors" / "bin" / "python"))
+    ap.add_argument("--timeout", type=int, default=3600)
+    ap.add_argument("--out", type=Path, default=Path("results/engine"))
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    have_anchors = Path(args.anchors_python).exists()
+    report = []
+    for n in args.docs:
+        with tempfile.TemporaryDirectory(prefix="lsr-engine-bench-") as tmp:
+            data = Path(tmp)
+            t0 = time.perf_counter()
+            docs, splade_q, inffree_q = synthetic.generate(n, args.queries, seed=n)
+            gen_s = time.perf_counter() - t0
+            save_csr(data / "docs.npz", docs)
+            save_csr(data / "splade.npz", splade_q)
+            save_csr(data / "inffree.npz", inffree_q)
+            stats = {"n_docs": n, "nnz_per_doc": docs.nnz / n,
+                     "splade_q_nnz": float(np.diff(splade_q.indptr).mean()),
+                     "inffree_q_nnz": float(np.diff(inffree_q.indptr).mean()),
+                     "flops_splade": synthetic.flops(docs, splade_q), "flops_inffree": synthetic.flops(docs, inffree_q),
+                     "generate_s": gen_s}
+            print(f"{n:,} docs generated in {gen_s:.0f}s: {stats}", file=sys.stderr)
+            rows = []
+            order = ["lsr-exact"] + [s for s in args.systems if s != "lsr-exact"]
+            for system in order:
+                python = sys.executable
+                if system in ANCHORS:
+                    if not have_anchors:
+                        rows.append({"system": system, "error": "anchors not installed (benchmarks/setup_anchors.sh)"})
+                        continue
+                    python = args.anchors_python
+                print(f"  running {system} ...", file=sys.stderr)
+                r = run_worker(python, system, data, args)
+                for kind in KINDS:
+                    f = data / f"{system}.{kind}.npy"
+                    if f.exists() and (data / f"lsr-exact.{kind}.npy").exists():
+                        exact = np.load(data / f"lsr-exact.{kind}.npy")
+                        found = np.load(f)
+                        r[f"{kind}_recall"] = recall(found, exact[: found.shape[0]])
+                rows.append(r)
+                print(f"    {json.dumps(r)[:400]}", file=sys.stderr)
+        result = {"stats": stats, "rows": rows, "threads": args.threads, "machine": platform.platform(),
+                  "python": platform.python_version(), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        (args.out / f"engine-{n}.json").write_text(json.dumps(result, indent=2) + "\n")
+        md = table(n, rows, args.threads)
+        report.append(md + "\n\n" + "vectors: " + ", ".join(
+            f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in stats.items()))
+        print(md)
+    (args.out / "engine.md").write_text("\n\n".join(report) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
