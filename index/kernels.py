@@ -412,7 +412,7 @@ def _impact_of(toff, pdocs, pimp, scale, t, d):
 
 @njit(cache=True)
 def _pruned_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, max_terms, n_cand,
-                acc, touched, terms, weights, cs, cd, hs, hd, out_docs, out_scores, stats):
+                acc, touched, mark, terms, weights, cs, cd, hs, hd, out_docs, out_scores, stats):
     m = _select_terms(qi, qptr, qidx, qval, max_terms, terms, weights)
     n_touched = 0
     postings = 0
@@ -439,19 +439,25 @@ def _pruned_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, max_t
             if csize == n_cand:
                 cts = cs[0]
                 ctd = cd[0]
-    # exact scores of the candidates, summed in term order as every exact engine does
-    size = 0
-    lo_q = qptr[qi]
-    hi_q = qptr[qi + 1]
+    # exact scores of the candidates: one sequential pass over every query term's postings, in term
+    # order (the order every exact engine sums in), adding only where a candidate is marked
+    cand = cd[:csize]
+    exact = np.zeros(csize, dtype=np.float32)
     for c in range(csize):
-        d = cd[c]
-        s = np.float32(0)
-        for j in range(lo_q, hi_q):
-            v = _impact_of(toff, pdocs, pimp, scale, qidx[j], d)
-            if v > 0:
-                s += qval[j] * v
-        if s > 0:
-            size = _heap_push(hs, hd, size, k, s, d)
+        mark[cand[c]] = c + 1
+    for j in range(qptr[qi], qptr[qi + 1]):
+        t = qidx[j]
+        w = qval[j]
+        for p in range(toff[t], toff[t + 1]):
+            c = mark[pdocs[p]]
+            if c > 0:
+                exact[c - 1] += w * (np.float32(pimp[p]) * scale)
+    for c in range(csize):
+        mark[cand[c]] = 0
+    size = 0
+    for c in range(csize):
+        if exact[c] > 0:
+            size = _heap_push(hs, hd, size, k, exact[c], cand[c])
     _heap_emit(hs, hd, size, out_docs[qi], out_scores[qi])
     stats[qi, 0] = postings
     stats[qi, 1] = 0
@@ -477,6 +483,7 @@ def pruned_search(qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, max_ter
     for slot in prange(nt):
         acc = np.zeros(n_docs, dtype=np.float32)
         touched = np.empty(n_docs, dtype=np.int32)
+        mark = np.zeros(n_docs, dtype=np.int32)
         terms = np.empty(max_m, dtype=np.int32)
         weights = np.empty(max_m, dtype=np.float32)
         cs = np.empty(n_cand, dtype=np.float32)
@@ -485,7 +492,7 @@ def pruned_search(qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, max_ter
         hd = np.empty(k, dtype=np.int32)
         for qi in range(slot, nq, nt):
             _pruned_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, max_terms, n_cand,
-                        acc, touched, terms, weights, cs, cd, hs, hd, out_docs, out_scores, stats)
+                        acc, touched, mark, terms, weights, cs, cd, hs, hd, out_docs, out_scores, stats)
 
 
 # ----------------------------------------------------------------------------- build helpers
