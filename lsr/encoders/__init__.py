@@ -15,7 +15,11 @@ from .base import ENCODER_JSON, EncoderFormatError, SparseEncoder, read_encoder_
 #: kind -> "module:Class"; neural kinds register here as they land.
 REGISTRY: dict[str, str] = {
     "bm25": "lsr.encoders.bm25:BM25Encoder",
+    "splade": "lsr.encoders.splade:SpladeEncoder",
+    "inference-free": "lsr.encoders.splade:InferenceFreeEncoder",
 }
+#: short names of models shipped in PyPI packages (see lsr.encoders.models.PACKAGED); loaded as SPLADE
+PACKAGED_NAMES = ("splade-tiny", "all-MiniLM-L6-v2", "minilm", "minilm-l6")
 
 
 def encoder_class(kind: str) -> type[SparseEncoder]:
@@ -50,11 +54,17 @@ def parse_spec(spec: str) -> tuple[str, dict]:
 
 
 def load_encoder(spec: str | os.PathLike, **overrides) -> SparseEncoder:
-    """Get an encoder by name, spec or saved directory.
+    """Get an encoder by name, spec or directory.
 
     Args:
-        spec: ``"bm25"``, ``"bm25:k1=1.2,b=0.75"``, or a directory written by ``encoder.save``.
-        overrides: constructor arguments for a named kind (ignored for directories).
+        spec: one of
+            ``"bm25"`` or ``"bm25:k1=1.2,b=0.75"`` (BM25 with parameters);
+            ``"splade-tiny"`` (a packaged model, as SPLADE; ``"splade-tiny:dtype=bfloat16"``);
+            ``"splade:model=all-MiniLM-L6-v2"`` / ``"inference-free:model=splade-tiny"`` (a kind with
+            constructor arguments);
+            a directory saved by ``encoder.save`` (with ``lsr.json``), or a Hugging Face model directory;
+            a hub name such as ``"naver/splade-v3"`` (downloaded by transformers, online only).
+        overrides: constructor arguments (for named kinds and model directories).
 
     Example:
         >>> from lsr import load_encoder
@@ -62,22 +72,37 @@ def load_encoder(spec: str | os.PathLike, **overrides) -> SparseEncoder:
         >>> enc.k1
         1.2
     """
-    path = Path(spec)
+    path = Path(spec).expanduser()
     if path.is_dir():
-        meta = read_encoder_json(path)
-        return encoder_class(meta["kind"]).from_directory(path, meta)
+        if (path / ENCODER_JSON).exists():
+            meta = read_encoder_json(path)
+            return encoder_class(meta["kind"]).from_directory(path, meta)
+        if (path / "config.json").exists():
+            return encoder_class("splade")(str(path), **overrides)
+        raise EncoderFormatError(
+            f"{path} has neither {ENCODER_JSON} (an lsr encoder) nor config.json (a Hugging Face model)"
+        )
     spec = str(spec)
     kind, params = parse_spec(spec)
-    if kind not in REGISTRY:
+    params.update(overrides)
+    if kind in REGISTRY:
+        cls = encoder_class(kind)
+    elif kind in PACKAGED_NAMES:
+        cls = encoder_class("splade")
+        params.setdefault("model", kind)
+    elif "/" in kind and not spec.startswith((".", "/", "~")):
+        cls = encoder_class("splade")  # a hub name: transformers downloads it (online only)
+        params.setdefault("model", kind)
+    else:
         if os.sep in spec or spec.startswith("."):
             raise FileNotFoundError(f"{spec}: no such encoder directory")
         raise EncoderFormatError(
-            f"unknown encoder {spec!r}: give a known kind ({', '.join(sorted(REGISTRY))}), "
-            "optionally with parameters (bm25:k1=1.2,b=0.75), or a directory saved by lsr"
+            f"unknown encoder {spec!r}: give a kind ({', '.join(sorted(REGISTRY))}) optionally with parameters "
+            f"(bm25:k1=1.2,b=0.75), a packaged model ({', '.join(PACKAGED_NAMES[:2])}), a hub name, "
+            "or a directory"
         )
-    params.update(overrides)
     try:
-        return encoder_class(kind)(**params)
+        return cls(**params)
     except TypeError as e:
         raise ValueError(f"encoder {spec!r}: {e}") from None
 
