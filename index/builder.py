@@ -119,8 +119,12 @@ class IndexBuilder:
         data = np.concatenate([ids.data for ids in self._ids]) if self._ids else np.zeros(0, np.uint8)
         return DocIds(data, np.concatenate(offsets))
 
-    def finish(self) -> InvertedIndex:
-        """Merge the shards into the index directory and return it, memory-mapped."""
+    def finish(self, extra=None) -> InvertedIndex:
+        """Merge the shards into the index directory and return it, memory-mapped.
+
+        ``extra(directory)``, if given, writes more files into the index directory before it is
+        renamed into place (e.g. the encoder that made the vectors).
+        """
         if self.index is not None:
             return self.index
         if self._spill is None:
@@ -163,6 +167,8 @@ class IndexBuilder:
                 index.manifest["shards"] = len(self._shards)
                 index.write_into(out)
                 del docs, imps, index
+                if extra is not None:
+                    extra(out)
         finally:
             self._cleanup()
         self.index = InvertedIndex.load(self.path)

@@ -64,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Learned sparse retrieval: encode, index, search and evaluate.",
         epilog=(
             "examples:\n"
-            "  lsr evaluate --dataset scifact --encoder bm25\n"
+            "  lsr evaluate --dataset scifact --encoder bm25 --encoder splade-tiny\n"
+            "  lsr encode --dataset scifact --encoder splade-tiny --out enc/scifact\n"
             "  lsr index build --dataset scifact --encoder bm25 --out idx/scifact\n"
             "  lsr search idx/scifact \"what causes insulin resistance\" -k 10\n"
         ),
@@ -100,6 +101,25 @@ def build_parser() -> argparse.ArgumentParser:
     _add_index_options(ev)
     _add_search_options(ev)
 
+    # ---- encode
+    en = sub.add_parser(
+        "encode", formatter_class=_Formatter, parents=[common],
+        help="encode a corpus into CSR shards (resumable)",
+        description="Encode a corpus into CSR shards on disk with bounded memory. Run the same command "
+                    "again after an interruption: finished shards are kept and encoding resumes.",
+        epilog=(
+            "examples:\n"
+            "  lsr encode --dataset scifact --encoder splade-tiny --out enc/scifact\n"
+            "  lsr index build --shards enc/scifact --out idx/scifact-splade\n"
+        ),
+    )
+    _add_data_options(en)
+    en.add_argument("--corpus", help="a corpus file (BEIR corpus.jsonl[.gz]) instead of --dataset")
+    en.add_argument("--encoder", required=True, help="encoder spec, packaged model, or model directory")
+    en.add_argument("--out", required=True, help="encoding folder")
+    en.add_argument("--shard-size", type=int, default=4096, help="documents per shard (default 4096)")
+    en.add_argument("--overwrite", action="store_true", help="start over instead of resuming")
+
     # ---- index
     ix = sub.add_parser("index", help="build or inspect an index", formatter_class=_Formatter, parents=[common])
     ixsub = ix.add_subparsers(dest="index_command", metavar="ACTION")
@@ -110,11 +130,14 @@ def build_parser() -> argparse.ArgumentParser:
             "examples:\n"
             "  lsr index build --dataset scifact --encoder bm25 --out idx/scifact\n"
             "  lsr index build --corpus corpus.jsonl --encoder bm25:k1=1.2 --out idx/mine --overwrite\n"
+            "  lsr index build --dataset scifact --encoder splade-tiny --out idx/scifact-splade\n"
+            "  lsr index build --shards enc/scifact --out idx/scifact-splade\n"
         ),
     )
     _add_data_options(b)
     b.add_argument("--corpus", help="a corpus file (BEIR corpus.jsonl[.gz]) instead of --dataset")
-    b.add_argument("--encoder", required=True, help="encoder spec or saved encoder directory")
+    b.add_argument("--shards", help="a folder written by `lsr encode` instead of --dataset/--corpus")
+    b.add_argument("--encoder", help="encoder spec, packaged model or model directory (not with --shards)")
     b.add_argument("--out", required=True, help="index directory to write")
     b.add_argument("--overwrite", action="store_true", help="replace an existing index directory")
     _add_index_options(b)
@@ -263,25 +286,48 @@ def cmd_evaluate(args, parser) -> int:
     return EXIT_OK
 
 
-def cmd_index_build(args, parser) -> int:
-    from .pipeline import Retriever
-
+def _corpus_from_args(args, parser):
     if bool(args.dataset) == bool(args.corpus):
         parser.error("give exactly one of --dataset or --corpus")
     if args.dataset:
         from eval import load_dataset
 
-        corpus = load_dataset(args.dataset, split=args.split, data_dir=args.data_dir).corpus
-    else:
-        from eval.datasets import load_corpus
+        return load_dataset(args.dataset, split=args.split, data_dir=args.data_dir).corpus
+    from eval.datasets import load_corpus
 
-        corpus = load_corpus(args.corpus)
+    return load_corpus(args.corpus)
+
+
+def cmd_encode(args, parser) -> int:
+    from .encoding import encode_corpus
+
+    corpus = _corpus_from_args(args, parser)
+    summary = encode_corpus(args.encoder, corpus, args.out, shard_size=args.shard_size, overwrite=args.overwrite,
+                            show_progress=not args.quiet)
+    resumed = f", {summary.resumed_shards} resumed" if summary.resumed_shards else ""
+    print(f"encoded {summary.n_docs} documents into {summary.n_shards} shards{resumed} -> {summary.path}")
+    return EXIT_OK
+
+
+def cmd_index_build(args, parser) -> int:
+    from .pipeline import Retriever
+
     out = Path(args.out)
     if out.exists() and not args.overwrite and (not out.is_dir() or any(out.iterdir())):
         raise FileExistsError(f"{out} already exists; pass --overwrite to replace it")
-    retriever = Retriever.build(corpus, args.encoder, show_progress=not args.quiet, **_index_options(args))
-    retriever.save(out, overwrite=args.overwrite)
-    idx = retriever.index
+    if args.shards:
+        if args.dataset or args.corpus or args.encoder:
+            parser.error("--shards already holds the encoded corpus and its encoder: drop --dataset/--corpus/--encoder")
+        from .encoding import index_shards
+
+        idx = index_shards(args.shards, out, overwrite=args.overwrite, **_index_options(args))
+    else:
+        if not args.encoder:
+            parser.error("--encoder is required (or --shards)")
+        corpus = _corpus_from_args(args, parser)
+        retriever = Retriever.build(corpus, args.encoder, show_progress=not args.quiet, **_index_options(args))
+        retriever.save(out, overwrite=args.overwrite)
+        idx = retriever.index
     print(f"indexed {idx.n_docs} documents, {idx.nnz} postings, vocabulary {idx.vocabulary.id} -> {out}")
     return EXIT_OK
 
@@ -369,7 +415,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.verbose = getattr(args, "verbose", 0)
     args.quiet = getattr(args, "quiet", False)
     _setup_logging(args.verbose, args.quiet)
-    handlers = {"evaluate": cmd_evaluate, "search": cmd_search}
+    handlers = {"evaluate": cmd_evaluate, "search": cmd_search, "encode": cmd_encode}
     try:
         if args.command == "index":
             if args.index_command == "build":
