@@ -536,8 +536,12 @@ class InvertedIndex:
         qidx = q.indices.astype(np.int32, copy=False)
         qval = q.data.astype(np.float32, copy=False)
         if not blockmax:
-            kernels.taat_search(qptr, qidx, qval, a["term_offsets"], a["posting_docs"], a["posting_impacts"],
-                                self.scale, np.int64(self.n_docs), np.int64(k), nt, out.doc_idx, out.scores, stats)
+            args = (qptr, qidx, qval, a["term_offsets"], a["posting_docs"], a["posting_impacts"], self.scale,
+                    np.int64(self.n_docs), np.int64(k))
+            if nt == 1 or q.shape[0] == 1:  # no thread-pool launch for a single query
+                kernels.taat_search_serial(*args, out.doc_idx, out.scores, stats)
+            else:
+                kernels.taat_search(*args, nt, out.doc_idx, out.scores, stats)
             return
         kernels.blockmax_search(
             qptr, qidx, qval, a["term_offsets"], a["posting_docs"], a["posting_impacts"], self.scale,

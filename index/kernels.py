@@ -71,20 +71,35 @@ def _heap_push(hs, hd, size, k, s, d):
 
 
 @njit(cache=True)
+def _sift_down(hs, hd, i, size):
+    while True:
+        left = 2 * i + 1
+        if left >= size:
+            return
+        c = left
+        right = left + 1
+        if right < size and _worse(hs[right], hd[right], hs[left], hd[left]):
+            c = right
+        if _worse(hs[c], hd[c], hs[i], hd[i]):
+            hs[c], hs[i] = hs[i], hs[c]
+            hd[c], hd[i] = hd[i], hd[c]
+            i = c
+        else:
+            return
+
+
+@njit(cache=True)
 def _heap_emit(hs, hd, size, out_docs, out_scores):
-    """Write the heap's entries best first into one output row (rest stays as filled)."""
-    order = np.empty(size, dtype=np.int64)
+    """Write the heap's entries best first into one output row (heapsort, O(k log k))."""
+    n = size
+    while n > 1:  # move the worst entry to the end, shrink, repair
+        n -= 1
+        hs[0], hs[n] = hs[n], hs[0]
+        hd[0], hd[n] = hd[n], hd[0]
+        _sift_down(hs, hd, 0, n)
     for i in range(size):
-        order[i] = i
-    # insertion sort: size is k, small
-    for i in range(1, size):
-        j = i
-        while j > 0 and _worse(hs[order[j - 1]], hd[order[j - 1]], hs[order[j]], hd[order[j]]):
-            order[j - 1], order[j] = order[j], order[j - 1]
-            j -= 1
-    for i in range(size):
-        out_docs[i] = hd[order[i]]
-        out_scores[i] = hs[order[i]]
+        out_docs[i] = hd[i]
+        out_scores[i] = hs[i]
 
 
 # ----------------------------------------------------------------------------- exhaustive TAAT
@@ -159,6 +174,18 @@ def taat_search(qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, n_threads
         for qi in range(slot, nq, nt):
             _taat_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, acc, touched, hs, hd,
                       out_docs, out_scores, stats)
+
+
+@njit(cache=True)
+def taat_search_serial(qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, out_docs, out_scores, stats):
+    """:func:`taat_search` on the calling thread: no thread-pool launch, for one query or one thread."""
+    acc = np.zeros(n_docs, dtype=np.float32)
+    touched = np.empty(n_docs, dtype=np.int32)
+    hs = np.empty(k, dtype=np.float32)
+    hd = np.empty(k, dtype=np.int32)
+    for qi in range(qptr.shape[0] - 1):
+        _taat_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, acc, touched, hs, hd,
+                  out_docs, out_scores, stats)
 
 
 # ----------------------------------------------------------------------------- block-max pruning

