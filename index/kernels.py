@@ -70,7 +70,7 @@ def _heap_push(hs, hd, size, k, s, d):
     return size
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _sift_down(hs, hd, i, size):
     while True:
         left = 2 * i + 1
@@ -191,7 +191,7 @@ def taat_search_serial(qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, ou
 # ----------------------------------------------------------------------------- block-max pruning
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _find_block(bm_blocks, lo, hi, b):
     """Index of block ``b`` in the sorted ``bm_blocks[lo:hi]``, or -1."""
     while lo < hi:
@@ -418,23 +418,6 @@ def blockmax_search(qptr, qidx, qval, toff, pdocs, pimp, scale, bm_off, bm_block
 
 
 # ----------------------------------------------------------------------------- pruned TAAT + rescoring
-
-
-@njit(cache=True)
-def _impact_of(toff, pdocs, pimp, scale, t, d):
-    """Impact of document ``d`` in term ``t``'s posting list (binary search), or 0."""
-    lo = toff[t]
-    hi = toff[t + 1]
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        v = pdocs[mid]
-        if v < d:
-            lo = mid + 1
-        elif v > d:
-            hi = mid
-        else:
-            return np.float32(pimp[mid]) * scale
-    return np.float32(0)
 
 
 @njit(cache=True)
