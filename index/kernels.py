@@ -52,21 +52,7 @@ def _heap_push(hs, hd, size, k, s, d):
         return size
     hs[0] = s
     hd[0] = d
-    i = 0
-    while True:
-        left = 2 * i + 1
-        if left >= size:
-            break
-        c = left
-        right = left + 1
-        if right < size and _worse(hs[right], hd[right], hs[left], hd[left]):
-            c = right
-        if _worse(hs[c], hd[c], hs[i], hd[i]):
-            hs[c], hs[i] = hs[i], hs[c]
-            hd[c], hd[i] = hd[i], hd[c]
-            i = c
-        else:
-            break
+    _sift_down(hs, hd, 0, size)
     return size
 
 

@@ -126,6 +126,14 @@ class SparseEncoder(abc.ABC):
         return path
 
 
+def config_of(directory: Path, meta: dict) -> dict:
+    """The ``config`` object of an encoder's ``lsr.json``, or a clear error."""
+    cfg = meta.get("config")
+    if not isinstance(cfg, dict):
+        raise EncoderFormatError(f"{directory}/{ENCODER_JSON} has no 'config' object; re-save the encoder")
+    return cfg
+
+
 def read_encoder_json(directory: Path) -> dict:
     """Read ``lsr.json`` of an encoder directory with clear errors."""
     p = Path(directory) / ENCODER_JSON

@@ -39,7 +39,7 @@ from index import Vocabulary
 from index.sparse import as_csr
 
 from ..analysis import EnglishAnalyzer
-from .base import EncoderFormatError, SparseEncoder
+from .base import EncoderFormatError, SparseEncoder, config_of
 
 logger = logging.getLogger(__name__)
 
@@ -238,9 +238,7 @@ class BM25Encoder(SparseEncoder):
 
     @classmethod
     def from_directory(cls, directory: Path, meta: dict) -> BM25Encoder:
-        cfg = meta.get("config")
-        if not isinstance(cfg, dict):
-            raise EncoderFormatError(f"{directory}/lsr.json has no 'config' object; re-save the encoder")
+        cfg = config_of(directory, meta)
         try:
             enc = cls(**cfg)
         except (TypeError, ValueError) as e:

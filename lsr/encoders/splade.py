@@ -39,7 +39,7 @@ from index import Vocabulary
 from index.sparse import as_csr
 
 from . import models
-from .base import EncoderFormatError, SparseEncoder
+from .base import EncoderFormatError, SparseEncoder, config_of
 
 logger = logging.getLogger(__name__)
 
@@ -260,12 +260,9 @@ class SpladeEncoder(SparseEncoder):
 
     @classmethod
     def from_directory(cls, directory: Path, meta: dict):
-        cfg = meta.get("config")
-        if not isinstance(cfg, dict):
-            raise EncoderFormatError(f"{directory}/lsr.json has no 'config' object; re-save the encoder")
-        for f in ("config.json",):
-            if not (directory / f).exists():
-                raise EncoderFormatError(f"{directory / f} is missing; the model directory is incomplete")
+        cfg = config_of(directory, meta)
+        if not (directory / "config.json").exists():
+            raise EncoderFormatError(f"{directory / 'config.json'} is missing; the model directory is incomplete")
         query_model = str(directory / meta["query_model"]) if meta.get("query_model") else None
         try:
             enc = cls(str(directory), query_model=query_model, **cfg)
@@ -427,9 +424,7 @@ class InferenceFreeEncoder(SpladeEncoder):
 
     @classmethod
     def from_directory(cls, directory: Path, meta: dict):
-        cfg = meta.get("config")
-        if not isinstance(cfg, dict):
-            raise EncoderFormatError(f"{directory}/lsr.json has no 'config' object; re-save the encoder")
+        cfg = config_of(directory, meta)
         idf = directory / "idf.json"
         if not idf.exists():
             raise EncoderFormatError(f"{idf} is missing; an inference-free encoder needs its query weights")
