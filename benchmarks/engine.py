@@ -100,10 +100,13 @@ def main() -> int:
     ap.add_argument("--anchors-python", default=str(HERE / ".venv-anchors" / "bin" / "python"))
     ap.add_argument("--timeout", type=int, default=3600)
     ap.add_argument("--out", type=Path, default=Path("results/engine"))
+    ap.add_argument("--markdown-only", action="store_true", help="only rebuild engine.md from the JSON results")
     args = ap.parse_args()
+    if args.markdown_only:
+        write_markdown(args.out)
+        return 0
     args.out.mkdir(parents=True, exist_ok=True)
     have_anchors = Path(args.anchors_python).exists()
-    report = []
     for n in args.docs:
         with tempfile.TemporaryDirectory(prefix="lsr-engine-bench-") as tmp:
             data = Path(tmp)
@@ -141,12 +144,21 @@ def main() -> int:
         result = {"stats": stats, "rows": rows, "threads": args.threads, "machine": platform.platform(),
                   "python": platform.python_version(), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
         (args.out / f"engine-{n}.json").write_text(json.dumps(result, indent=2) + "\n")
-        md = table(n, rows, args.threads)
-        report.append(md + "\n\n" + "vectors: " + ", ".join(
-            f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in stats.items()))
-        print(md)
-    (args.out / "engine.md").write_text("\n\n".join(report) + "\n")
+        print(table(n, rows, args.threads))
+    write_markdown(args.out)
     return 0
+
+
+def write_markdown(out: Path) -> None:
+    """engine.md: one table per engine-<n>.json in ``out`` (every size measured so far), smallest first."""
+    parts = []
+    for path in sorted(out.glob("engine-*.json"), key=lambda p: int(p.stem.split("-")[1])):
+        result = json.loads(path.read_text())
+        stats = result["stats"]
+        parts.append(table(stats["n_docs"], result["rows"], result["threads"]) + "\n\nvectors: " + ", ".join(
+            f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in stats.items())
+            + f"\n\nmeasured {result['created']} on {result['machine']}")
+    (out / "engine.md").write_text("\n\n".join(parts) + "\n")
 
 
 if __name__ == "__main__":
