@@ -388,6 +388,10 @@ class InvertedIndex:
         lo, hi = offs[term], offs[term + 1]
         return self._k["posting_docs"][lo:hi], self._impacts_float(self._k["posting_impacts"][lo:hi])
 
+    def document_vectors(self) -> sp.csr_array:
+        """All document vectors, ``n_docs x dim`` CSR (de-quantized), rebuilt from the postings (for exports)."""
+        return as_csr(sp.csr_array(self._posting_matrix().T), name="documents")
+
     def _impacts_float(self, imp: np.ndarray) -> np.ndarray:
         return imp if imp.dtype == np.float32 else dequantize(imp, self.scale)
 

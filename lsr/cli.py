@@ -120,6 +120,25 @@ def build_parser() -> argparse.ArgumentParser:
     en.add_argument("--shard-size", type=int, default=4096, help="documents per shard (default 4096)")
     en.add_argument("--overwrite", action="store_true", help="start over instead of resuming")
 
+    # ---- export
+    ex = sub.add_parser(
+        "export", formatter_class=_Formatter, parents=[common],
+        help="export vectors for Anserini/Pyserini (JsonVectorCollection, pre-encoded queries)",
+        description="Write an index's (or an encoding's) document vectors as an Anserini JsonVectorCollection "
+                    "with integer weights, or queries as pre-encoded Anserini topics.",
+        epilog=(
+            "examples:\n"
+            "  lsr export --index idx/scifact-splade --out vectors/scifact.jsonl.gz\n"
+            "  lsr export --shards enc/scifact --out vectors/scifact.jsonl.gz --scale 100\n"
+            "  lsr export --index idx/scifact-splade --queries queries.jsonl --out topics.tsv\n"
+        ),
+    )
+    ex.add_argument("--index", help="an index directory built by lsr (with its encoder)")
+    ex.add_argument("--shards", help="an encoding folder written by `lsr encode`")
+    ex.add_argument("--queries", help="export these queries (BEIR jsonl or TSV), encoded by the index's encoder")
+    ex.add_argument("--out", required=True, help="output .jsonl / .jsonl.gz (documents) or .tsv (queries)")
+    ex.add_argument("--scale", type=float, default=100.0, help="integer weight = round(weight x scale) (default 100)")
+
     # ---- index
     ix = sub.add_parser("index", help="build or inspect an index", formatter_class=_Formatter, parents=[common])
     ixsub = ix.add_subparsers(dest="index_command", metavar="ACTION")
@@ -332,6 +351,48 @@ def cmd_index_build(args, parser) -> int:
     return EXIT_OK
 
 
+def cmd_export(args, parser) -> int:
+    from .exports import write_anserini_queries, write_anserini_vectors
+
+    if bool(args.index) == bool(args.shards):
+        parser.error("give exactly one of --index or --shards")
+    if args.shards:
+        if args.queries:
+            parser.error("--queries needs --index (the encoder that made it)")
+        from .encoding import ENCODER_DIR, read_shards
+
+        terms = load_encoder_dir(Path(args.shards) / ENCODER_DIR).terms()
+        ids, parts = [], []
+        for shard_ids, vectors in read_shards(args.shards):
+            ids += shard_ids
+            parts.append(vectors)
+        import scipy.sparse as sp
+
+        write_anserini_vectors(args.out, ids, sp.csr_array(sp.vstack(parts, format="csr")), terms, scale=args.scale)
+        print(f"wrote {len(ids)} document vectors to {args.out}")
+        return EXIT_OK
+    from .pipeline import Retriever
+
+    retriever = Retriever.load(args.index)
+    terms = retriever.encoder.terms()
+    if args.queries:
+        queries = _read_query_file(args.queries)
+        q = retriever.encode_queries(list(queries.values()))
+        write_anserini_queries(args.out, list(queries), q, terms, scale=args.scale)
+        print(f"wrote {len(queries)} pre-encoded queries to {args.out}")
+        return EXIT_OK
+    idx = retriever.index
+    write_anserini_vectors(args.out, idx.doc_ids.tolist(), idx.document_vectors(), terms, scale=args.scale)
+    print(f"wrote {idx.n_docs} document vectors to {args.out}")
+    return EXIT_OK
+
+
+def load_encoder_dir(path: Path):
+    from .encoders import load_encoder
+
+    return load_encoder(path)
+
+
 def cmd_index_info(args, parser) -> int:
     from index import InvertedIndex, directory_size
 
@@ -415,7 +476,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.verbose = getattr(args, "verbose", 0)
     args.quiet = getattr(args, "quiet", False)
     _setup_logging(args.verbose, args.quiet)
-    handlers = {"evaluate": cmd_evaluate, "search": cmd_search, "encode": cmd_encode}
+    handlers = {"evaluate": cmd_evaluate, "search": cmd_search, "encode": cmd_encode, "export": cmd_export}
     try:
         if args.command == "index":
             if args.index_command == "build":
