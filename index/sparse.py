@@ -8,7 +8,8 @@ A batch of sparse vectors is a CSR matrix with
 * ``dim``     the vocabulary size (the number of columns).
 
 :func:`as_csr` is the one boundary where any accepted input is checked and normalised into a
-``scipy.sparse.csr_array`` with exactly those dtypes; code past it trusts the types.
+``scipy.sparse.csr_array`` with exactly those dtypes; code past it trusts the types. (scipy's
+``tocoo()`` refuses mixed int64/int32 index arrays: expand rows with ``np.repeat`` over ``indptr``.)
 
 Example
 -------

@@ -31,12 +31,14 @@ from eval.efficiency import flops, latency_stats, throughput, vector_length_stat
 from eval.metrics import parse_measures
 from index import Approx, InvertedIndex, SearchResults, atomic_dir, directory_size
 from index.inverted import DEFAULT_BLOCK_SIZE
+from index.results import empty_results
 
 from .encoders import SparseEncoder, load_encoder
 
 logger = logging.getLogger(__name__)
 
 ENCODER_SUBDIR = "encoder"
+TOKEN_SUBDIR = "slim"
 
 
 class _CorpusTexts:
@@ -82,7 +84,8 @@ class Retriever:
         >>> r.save("idx/scifact"); r = Retriever.load("idx/scifact")       # doctest: +SKIP
     """
 
-    def __init__(self, index: InvertedIndex, encoder: SparseEncoder, doc_encode_seconds: float | None = None):
+    def __init__(self, index: InvertedIndex, encoder: SparseEncoder, doc_encode_seconds: float | None = None,
+                 token_store=None):
         if index.vocabulary is not None and index.vocabulary != encoder.vocabulary:
             raise ValueError(
                 f"the encoder's vocabulary {encoder.vocabulary.id!r} is not the index's {index.vocabulary.id!r}"
@@ -90,6 +93,7 @@ class Retriever:
         self.index = index
         self.encoder = encoder
         self.doc_encode_seconds = doc_encode_seconds
+        self.token_store = token_store  # SLIM: per-token document vectors for late-interaction re-scoring
 
     @classmethod
     def build(cls, corpus, encoder: SparseEncoder | str, *, quantization: str | None = None,
@@ -105,7 +109,11 @@ class Retriever:
             encoder = load_encoder(encoder)
         texts = _CorpusTexts(corpus)
         t0 = time.perf_counter()
-        if encoder.needs_fit:
+        token_store = None
+        if hasattr(encoder, "encode_document_tokens"):  # SLIM: token vectors kept, pooled ones indexed
+            token_store = encoder.encode_document_tokens(list(texts))
+            docs = encoder.pool(token_store)
+        elif encoder.needs_fit:
             docs = encoder.fit_encode_documents(texts, show_progress=show_progress)
         else:
             docs = encoder.encode_documents(texts, show_progress=show_progress)
@@ -116,7 +124,7 @@ class Retriever:
         ids = None if texts.plain else texts.ids
         index = InvertedIndex.build(docs, doc_ids=ids, vocabulary=encoder.vocabulary, encoder=encoder.describe(),
                                     quantization=quantization, block_size=block_size, block_max=block_max)
-        return cls(index, encoder, doc_encode_seconds=encode_seconds)
+        return cls(index, encoder, doc_encode_seconds=encode_seconds, token_store=token_store)
 
     def encode_queries(self, texts: Sequence[str]):
         return self.encoder.encode_queries(texts)
@@ -126,9 +134,30 @@ class Retriever:
         """Encode query texts and return their top-k documents (options as :meth:`InvertedIndex.search`)."""
         if isinstance(texts, str):
             texts = [texts]
+        if self.token_store is not None:
+            return self._search_late_interaction(texts, k, engine=engine, approx=approx, threads=threads)
         q = self.encoder.encode_queries(texts)
         return self.index.search(q, k=k, vocabulary=self.encoder.vocabulary, engine=engine, approx=approx,
                                  threads=threads)
+
+    def _search_late_interaction(self, texts, k: int, **options) -> SearchResults:
+        """SLIM: candidates from the index over pooled vectors, re-scored by late interaction."""
+        from .encoders.slim import late_interaction
+
+        qstore = self.encoder.encode_query_tokens(texts)
+        first = self.index.search(self.encoder.pool(qstore), k=max(k, self.encoder.rerank),
+                                  vocabulary=self.encoder.vocabulary, **options)
+        out = empty_results(len(texts), k)
+        for i in range(len(texts)):
+            cands = first.doc_idx[i][first.doc_idx[i] >= 0]
+            if cands.size == 0:
+                continue
+            scores = late_interaction(qstore, i, self.token_store, cands)
+            order = np.lexsort((cands, -scores))[:k]
+            keep = order[scores[order] > 0]
+            out.doc_idx[i, :keep.size] = cands[keep]
+            out.scores[i, :keep.size] = scores[keep]
+        return out
 
     def search_run(self, queries: dict[str, str], k: int = 1000, **options) -> dict[str, dict[str, float]]:
         """Search ``{query_id: text}`` and return a run ``{query_id: {doc_id: score}}``."""
@@ -142,6 +171,8 @@ class Retriever:
         with atomic_dir(path, overwrite=overwrite) as tmp:
             self.index.write_into(tmp)
             self.encoder.save(tmp / ENCODER_SUBDIR)
+            if self.token_store is not None:
+                self.token_store.save(tmp / TOKEN_SUBDIR)
         self.index.path = path
         return path
 
@@ -156,7 +187,15 @@ class Retriever:
                 f"{enc_dir}: the index has no saved encoder, so queries cannot be encoded; "
                 "rebuild it with `lsr index build` (or Retriever.save)"
             )
-        return cls(index, load_encoder(enc_dir))
+        token_store = None
+        if (path / TOKEN_SUBDIR).is_dir():
+            from .encoders.slim import TokenStore
+
+            token_store = TokenStore.load(path / TOKEN_SUBDIR)
+            if len(token_store) != index.n_docs:
+                raise ValueError(f"{path / TOKEN_SUBDIR} holds {len(token_store)} documents, the index "
+                                 f"{index.n_docs}; rebuild the index")
+        return cls(index, load_encoder(enc_dir), token_store=token_store)
 
 
 def build_index(corpus, encoder: SparseEncoder | str, **options) -> Retriever:
@@ -177,6 +216,8 @@ def measure_queries(retriever: Retriever, texts: Sequence[str], k: int, show_pro
     Returns the batch results and a dict of efficiency statistics.
     """
     opts = {"engine": engine, "approx": approx, "threads": threads}
+    if retriever.token_store is not None:
+        return _measure_late_interaction(retriever, texts, k, show_progress, opts)
     enc, idx = retriever.encoder, retriever.index
     n = len(texts)
     enc_lat = np.empty(n)
@@ -205,6 +246,33 @@ def measure_queries(retriever: Retriever, texts: Sequence[str], k: int, show_pro
         "query_nnz": vector_length_stats(queries.indptr),
         "flops": flops(queries.indices, n, idx.doc_frequencies(), idx.n_docs),
         "postings_per_query": float(detailed.stats.postings.mean()) if n else 0.0,
+    }
+    return results, stats
+
+
+def _measure_late_interaction(retriever: Retriever, texts: Sequence[str], k: int, show_progress: bool,
+                              opts: dict) -> tuple[SearchResults, dict]:
+    """SLIM: latency covers query encoding, the index stage and the re-scoring together."""
+    enc, idx = retriever.encoder, retriever.index
+    n = len(texts)
+    lat = np.empty(n)
+    clock = time.perf_counter
+    for i, text in enumerate(tqdm(texts, desc="queries", unit="q", disable=not show_progress, mininterval=1.0)):
+        t0 = clock()
+        retriever.search([text], k=k, **opts)
+        lat[i] = clock() - t0
+    t0 = clock()
+    results = retriever.search(list(texts), k=k, **opts)
+    t1 = clock()
+    pooled = enc.pool(enc.encode_query_tokens(texts))
+    stats = {
+        "search_latency": latency_stats(lat),
+        "search_latency_includes": "query encoding + index candidates + late-interaction re-scoring",
+        "throughput_qps": throughput(n, t1 - t0),
+        "query_nnz": vector_length_stats(pooled.indptr),
+        "flops": flops(pooled.indices, n, idx.doc_frequencies(), idx.n_docs),
+        "rerank_candidates": enc.rerank,
+        "doc_tokens_stored": int(retriever.token_store.tokens.shape[0]),
     }
     return results, stats
 

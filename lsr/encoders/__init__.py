@@ -17,6 +17,7 @@ REGISTRY: dict[str, str] = {
     "bm25": "lsr.encoders.bm25:BM25Encoder",
     "splade": "lsr.encoders.splade:SpladeEncoder",
     "inference-free": "lsr.encoders.splade:InferenceFreeEncoder",
+    "slim": "lsr.encoders.slim:SlimEncoder",
 }
 #: short names of models shipped in PyPI packages (see lsr.encoders.models.PACKAGED); loaded as SPLADE
 PACKAGED_NAMES = ("splade-tiny", "all-MiniLM-L6-v2", "minilm", "minilm-l6")
