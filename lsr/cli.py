@@ -361,7 +361,9 @@ def cmd_export(args, parser) -> int:
             parser.error("--queries needs --index (the encoder that made it)")
         from .encoding import ENCODER_DIR, read_shards
 
-        terms = load_encoder_dir(Path(args.shards) / ENCODER_DIR).terms()
+        from .encoders import load_encoder
+
+        terms = load_encoder(Path(args.shards) / ENCODER_DIR).terms()
         ids, parts = [], []
         for shard_ids, vectors in read_shards(args.shards):
             ids += shard_ids
@@ -385,12 +387,6 @@ def cmd_export(args, parser) -> int:
     write_anserini_vectors(args.out, idx.doc_ids.tolist(), idx.document_vectors(), terms, scale=args.scale)
     print(f"wrote {idx.n_docs} document vectors to {args.out}")
     return EXIT_OK
-
-
-def load_encoder_dir(path: Path):
-    from .encoders import load_encoder
-
-    return load_encoder(path)
 
 
 def cmd_index_info(args, parser) -> int:
