@@ -359,9 +359,8 @@ def cmd_export(args, parser) -> int:
     if args.shards:
         if args.queries:
             parser.error("--queries needs --index (the encoder that made it)")
-        from .encoding import ENCODER_DIR, read_shards
-
         from .encoders import load_encoder
+        from .encoding import ENCODER_DIR, read_shards
 
         terms = load_encoder(Path(args.shards) / ENCODER_DIR).terms()
         ids, parts = [], []
