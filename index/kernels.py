@@ -88,6 +88,36 @@ def _heap_emit(hs, hd, size, out_docs, out_scores):
         out_scores[i] = hs[i]
 
 
+@njit(cache=True, inline="always")
+def _add_touched(t, w, toff, pdocs, pimp, scale, acc, touched, n_touched):
+    """Accumulate term ``t``'s postings into ``acc``, listing first-touched documents; return the count."""
+    for p in range(toff[t], toff[t + 1]):
+        d = pdocs[p]
+        if acc[d] == 0:
+            touched[n_touched] = d
+            n_touched += 1
+        acc[d] += w * (np.float32(pimp[p]) * scale)
+    return n_touched
+
+
+@njit(cache=True, inline="always")
+def _drain_touched(touched, n_touched, acc, hs, hd, k):
+    """Offer every touched document to a top-``k`` heap, zeroing ``acc`` behind; return the heap size."""
+    size = 0
+    ts = np.float32(0)
+    td = np.int32(0)
+    for i in range(n_touched):
+        d = touched[i]
+        s = acc[d]
+        acc[d] = 0
+        if s > 0 and _admits(size, k, s, d, ts, td):
+            size = _heap_push(hs, hd, size, k, s, d)
+            if size == k:
+                ts = hs[0]
+                td = hd[0]
+    return size
+
+
 # ----------------------------------------------------------------------------- exhaustive TAAT
 
 
@@ -108,12 +138,7 @@ def _taat_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, acc, to
             for p in range(toff[t], toff[t + 1]):
                 acc[pdocs[p]] += w * (np.float32(pimp[p]) * scale)
         else:
-            for p in range(toff[t], toff[t + 1]):
-                d = pdocs[p]
-                if acc[d] == 0:
-                    touched[n_touched] = d
-                    n_touched += 1
-                acc[d] += w * (np.float32(pimp[p]) * scale)
+            n_touched = _add_touched(t, w, toff, pdocs, pimp, scale, acc, touched, n_touched)
     size = 0
     ts = np.float32(0)
     td = np.int32(0)
@@ -128,15 +153,7 @@ def _taat_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, acc, to
         acc[:] = 0
         n_touched = n_docs
     else:
-        for i in range(n_touched):
-            d = touched[i]
-            s = acc[d]
-            acc[d] = 0
-            if s > 0 and _admits(size, k, s, d, ts, td):
-                size = _heap_push(hs, hd, size, k, s, d)
-                if size == k:
-                    ts = hs[0]
-                    td = hd[0]
+        size = _drain_touched(touched, n_touched, acc, hs, hd, k)
     _heap_emit(hs, hd, size, out_docs[qi], out_scores[qi])
     stats[qi, 0] = postings
     stats[qi, 1] = 0
@@ -416,25 +433,9 @@ def _pruned_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, max_t
         t = terms[i]
         w = weights[i]
         postings += toff[t + 1] - toff[t]
-        for p in range(toff[t], toff[t + 1]):
-            d = pdocs[p]
-            if acc[d] == 0:
-                touched[n_touched] = d
-                n_touched += 1
-            acc[d] += w * (np.float32(pimp[p]) * scale)
+        n_touched = _add_touched(t, w, toff, pdocs, pimp, scale, acc, touched, n_touched)
     # the n_cand best documents by partial score
-    csize = 0
-    cts = np.float32(0)
-    ctd = np.int32(0)
-    for i in range(n_touched):
-        d = touched[i]
-        s = acc[d]
-        acc[d] = 0
-        if s > 0 and _admits(csize, n_cand, s, d, cts, ctd):
-            csize = _heap_push(cs, cd, csize, n_cand, s, d)
-            if csize == n_cand:
-                cts = cs[0]
-                ctd = cd[0]
+    csize = _drain_touched(touched, n_touched, acc, cs, cd, n_cand)
     # exact scores of the candidates: one sequential pass over every query term's postings, in term
     # order (the order every exact engine sums in), adding only where a candidate is marked
     cand = cd[:csize]
