@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .atomic import atomic_file
+
 logger = logging.getLogger(__name__)
 
 REPORT_JSON = "report.json"
@@ -271,11 +273,6 @@ def _get(d: dict, key: str, sub: str):
 
 
 def _atomic_write(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_file(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return path

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .atomic import atomic_file
 from .datasets import open_text, read_qrels
 from .errors import DataFormatError
 
@@ -26,17 +27,10 @@ def write_trec_run(run: Run, path: str | os.PathLike, name: str = "lsr") -> Path
     path = Path(path)
     if not name or any(c.isspace() for c in name):
         raise ValueError(f"run name {name!r} must be non-empty and contain no white space")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            for qid in sorted(run):
-                for rank, (did, score) in enumerate(ranked(run[qid]), start=1):
-                    f.write(f"{qid} Q0 {did} {rank} {score:.6f} {name}\n")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        for qid in sorted(run):
+            for rank, (did, score) in enumerate(ranked(run[qid]), start=1):
+                f.write(f"{qid} Q0 {did} {rank} {score:.6f} {name}\n")
     return path
 
 

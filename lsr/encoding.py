@@ -31,6 +31,7 @@ import numpy as np
 import scipy.sparse as sp
 from tqdm.auto import tqdm
 
+from eval.atomic import atomic_file
 from index import DocIds, IndexBuilder, InvertedIndex
 from index._version import library_version
 
@@ -58,14 +59,9 @@ def _shard_path(directory: Path, i: int) -> Path:
 
 def _write_shard(path: Path, ids: list[str], m: sp.csr_array) -> None:
     d = DocIds.from_strings(ids)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.npz")
-    try:
+    with atomic_file(path) as tmp:
         np.savez(tmp, indptr=m.indptr, indices=m.indices, data=m.data, shape=np.asarray(m.shape, dtype=np.int64),
                  id_bytes=d.data, id_offsets=d.offsets)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def read_shard(path: Path) -> tuple[list[str], sp.csr_array]:
@@ -92,9 +88,8 @@ def _state(directory: Path) -> dict | None:
 
 
 def _write_state(directory: Path, state: dict) -> None:
-    tmp = directory / f".{STATE}.tmp"
-    tmp.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, directory / STATE)
+    with atomic_file(directory / STATE) as tmp:
+        tmp.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
 
 
 def encode_corpus(encoder: SparseEncoder | str, corpus: Iterable[tuple[str, str]], out_dir: str | os.PathLike, *,

@@ -17,8 +17,6 @@ Example:
 
 from __future__ import annotations
 
-import gzip
-import io
 import json
 import os
 from collections.abc import Sequence
@@ -27,21 +25,12 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from eval.atomic import atomic_file, open_text_for_writing
 from eval.datasets import iter_jsonl
 from eval.errors import DataFormatError
 from index.sparse import as_csr
 
 DEFAULT_SCALE = 100.0
-
-
-def _open_write(path: Path):
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "wb"), encoding="utf-8")
-    return open(path, "w", encoding="utf-8")
-
-
-def _atomic(path: Path):
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}{''.join(path.suffixes[-1:])}")
 
 
 def quantize_weights(data: np.ndarray, scale: float) -> np.ndarray:
@@ -60,19 +49,13 @@ def write_anserini_vectors(path: str | os.PathLike, doc_ids: Sequence[str], vect
         raise ValueError(f"{len(doc_ids)} document ids for {m.shape[0]} vectors")
     if scale <= 0:
         raise ValueError(f"scale must be > 0, got {scale}")
-    tmp = _atomic(path)
-    try:
-        with _open_write(tmp) as f:
-            for i, did in enumerate(doc_ids):
-                lo, hi = m.indptr[i], m.indptr[i + 1]
-                q = quantize_weights(m.data[lo:hi], scale)
-                vector = {terms[int(t)]: int(w) for t, w in zip(m.indices[lo:hi], q) if w > 0}
-                obj = {"id": str(did), "contents": contents[i] if contents is not None else "", "vector": vector}
-                f.write(json.dumps(obj, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as tmp, open_text_for_writing(tmp) as f:
+        for i, did in enumerate(doc_ids):
+            lo, hi = m.indptr[i], m.indptr[i + 1]
+            q = quantize_weights(m.data[lo:hi], scale)
+            vector = {terms[int(t)]: int(w) for t, w in zip(m.indices[lo:hi], q) if w > 0}
+            obj = {"id": str(did), "contents": contents[i] if contents is not None else "", "vector": vector}
+            f.write(json.dumps(obj, ensure_ascii=False) + "\n")
     return path
 
 
@@ -118,18 +101,12 @@ def write_anserini_queries(path: str | os.PathLike, query_ids: Sequence[str], ve
     m = as_csr(vectors, dim=len(terms), name="queries")
     if len(query_ids) != m.shape[0]:
         raise ValueError(f"{len(query_ids)} query ids for {m.shape[0]} vectors")
-    tmp = _atomic(path)
-    try:
-        with _open_write(tmp) as f:
-            for i, qid in enumerate(query_ids):
-                lo, hi = m.indptr[i], m.indptr[i + 1]
-                q = quantize_weights(m.data[lo:hi], scale)
-                tokens = []
-                for t, w in zip(m.indices[lo:hi], q):
-                    tokens += [terms[int(t)]] * int(w)
-                f.write(f"{qid}\t{' '.join(tokens)}\n")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as tmp, open_text_for_writing(tmp) as f:
+        for i, qid in enumerate(query_ids):
+            lo, hi = m.indptr[i], m.indptr[i + 1]
+            q = quantize_weights(m.data[lo:hi], scale)
+            tokens = []
+            for t, w in zip(m.indices[lo:hi], q):
+                tokens += [terms[int(t)]] * int(w)
+            f.write(f"{qid}\t{' '.join(tokens)}\n")
     return path
