@@ -139,6 +139,28 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", required=True, help="output .jsonl / .jsonl.gz (documents) or .tsv (queries)")
     ex.add_argument("--scale", type=float, default=100.0, help="integer weight = round(weight x scale) (default 100)")
 
+    # ---- train
+    tr = sub.add_parser(
+        "train", formatter_class=_Formatter, parents=[common],
+        help="train a sparse encoder from a config (JSON/YAML or a shipped recipe name)",
+        description="Train a SPLADE, inference-free or SLIM encoder as a config describes: hard negatives and "
+                    "teacher scores (cached), ranking + distillation losses, sparsity regularizers or targets, "
+                    "checkpoints (running it again resumes), evaluation on a dev split. The trained encoder is "
+                    "saved in <output_dir>/model, ready for `lsr evaluate --encoder`.",
+        epilog=(
+            "examples:\n"
+            "  lsr train inference-free-idf                      # a shipped recipe\n"
+            "  lsr train my-config.json --set optim.steps=200 --set output_dir=models/try\n"
+            "  lsr train --list-recipes\n"
+            "  lsr evaluate --dataset scifact --encoder models/inference-free-idf/model\n"
+        ),
+    )
+    tr.add_argument("config", nargs="?", help="config file (.json, .yaml) or shipped recipe name")
+    tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a config value (dotted key; the value is parsed as JSON when it can be)")
+    tr.add_argument("--data-dir", default=None, help="root folder of BEIR data sets (default: $LSR_DATA)")
+    tr.add_argument("--list-recipes", action="store_true", help="list the shipped recipes and exit")
+
     # ---- index
     ix = sub.add_parser("index", help="build or inspect an index", formatter_class=_Formatter, parents=[common])
     ixsub = ix.add_subparsers(dest="index_command", metavar="ACTION")
@@ -460,6 +482,33 @@ def cmd_search(args, parser) -> int:
     return EXIT_OK
 
 
+def cmd_train(args, parser) -> int:
+    from training import list_recipes, load_config, train
+
+    if args.list_recipes:
+        for name in list_recipes():
+            print(name)
+        return EXIT_OK
+    if not args.config:
+        parser.error("give a config file or recipe name (see --list-recipes)")
+    overrides = {}
+    for item in args.set:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            parser.error(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
+    if args.data_dir:
+        overrides["data.data_dir"] = args.data_dir
+    config = load_config(args.config, overrides)
+    result = train(config, show_progress=not args.quiet)
+    print(json.dumps({"model_dir": str(result.model_dir), "steps": result.steps,
+                      "train_seconds": round(result.seconds, 1), "evaluations": result.evaluations}, indent=2))
+    return EXIT_OK
+
+
 # ----------------------------------------------------------------------------- entry points
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
@@ -471,7 +520,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.verbose = getattr(args, "verbose", 0)
     args.quiet = getattr(args, "quiet", False)
     _setup_logging(args.verbose, args.quiet)
-    handlers = {"evaluate": cmd_evaluate, "search": cmd_search, "encode": cmd_encode, "export": cmd_export}
+    handlers = {"evaluate": cmd_evaluate, "search": cmd_search, "encode": cmd_encode, "export": cmd_export,
+                "train": cmd_train}
     try:
         if args.command == "index":
             if args.index_command == "build":

@@ -1,0 +1,266 @@
+"""The trainer end to end on a tiny random model: overfitting, resume, configs, data, CLI."""
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from eval.datasets import DataFormatError  # noqa: E402
+from lsr import load_encoder  # noqa: E402
+from lsr.encoders.models import random_mlm  # noqa: E402
+from training import ConfigError, Trainer, config_from_dict, load_config  # noqa: E402
+from training import data as tdata  # noqa: E402
+from training.model import TokenVectors  # noqa: E402
+from training.trainer import late_interaction_scores, pooled_tokens  # noqa: E402
+
+WORDS = ("the cat sat on mat dog dogs bark insulin resistance muscle cells cause causes what is a of in and "
+         "to for with fish swim water river bank money loan rate high low garden roses sun soil stock market").split()
+
+TRIPLES = [
+    ("cat on a mat", "the cat sat on the mat", "stock market money loan rate"),
+    ("insulin resistance", "insulin resistance in muscle cells", "fish swim in the river"),
+    ("garden roses", "roses need sun and soil in the garden", "dogs bark at the cat"),
+    ("bank loan rate", "the bank has a high loan rate", "roses need water"),
+]
+
+
+@pytest.fixture(scope="module")
+def backbone(tmp_path_factory):
+    from transformers import BertTokenizerFast
+
+    d = tmp_path_factory.mktemp("backbone")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS
+    (d / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    tok = BertTokenizerFast(vocab=str(d / "vocab.txt"))
+    random_mlm(vocab_size=len(tok), hidden=16, layers=1, heads=2, seed=1).save_pretrained(d)
+    tok.save_pretrained(d)
+    return str(d)
+
+
+@pytest.fixture
+def triples(tmp_path):
+    p = tmp_path / "triples.tsv"
+    p.write_text("".join("\t".join(t) + "\n" for t in TRIPLES), encoding="utf-8")
+    return p
+
+
+def _config(tmp_path, backbone, triples, **over):
+    cfg = {"output_dir": str(tmp_path / "run"),
+           "model": {"kind": "inference-free", "backbone": backbone, "doc_max_length": 32, "bf16": False},
+           "data": {"train": [{"triples": str(triples)}], "n_negatives": 1},
+           "regularizer": {"doc": {"kind": "flops", "weight": 1e-4}},
+           "optim": {"lr": 3e-3, "steps": 4, "batch_size": 4, "warmup_steps": 0, "threads": 1},
+           "checkpoint": {"every": 2, "keep": 2}}
+    for key, value in over.items():
+        node = cfg
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return config_from_dict(cfg, "test")
+
+
+def _pos_neg_scores(trainer):
+    with torch.no_grad():
+        trainer.model.mlm.eval()
+        q = trainer.model.inference_free_queries([t[0] for t in TRIPLES], [trainer.idf[0]] * len(TRIPLES))
+        pos = trainer.model.encode([t[1] for t in TRIPLES], 32)
+        neg = trainer.model.encode([t[2] for t in TRIPLES], 32)
+    return (q * pos).sum(1), (q * neg).sum(1)
+
+
+def test_tiny_model_overfits_a_handful_of_triples(tmp_path, backbone, triples):
+    cfg = _config(tmp_path, backbone, triples, **{"optim.steps": 40})
+    trainer = Trainer(cfg, show_progress=False)
+    first = [trainer.train_step()["contrastive"] for _ in range(3)]
+    for _ in range(37):
+        last = trainer.train_step()
+    assert last["contrastive"] < 0.5 * np.mean(first)
+    pos, neg = _pos_neg_scores(trainer)
+    assert (pos > neg).all(), (pos, neg)
+
+
+def test_checkpoint_then_resume_gives_the_same_state(tmp_path, backbone, triples):
+    straight = Trainer(_config(tmp_path / "a", backbone, triples), show_progress=False)
+    straight.train()
+    interrupted = Trainer(_config(tmp_path / "b", backbone, triples), show_progress=False)
+    interrupted.out.mkdir(parents=True)
+    interrupted.train_step()
+    interrupted.train_step()
+    interrupted.save_checkpoint()
+    del interrupted  # "killed" after step 2
+    resumed = Trainer(_config(tmp_path / "b", backbone, triples), show_progress=False)
+    result = resumed.train()
+    assert result.steps == 4
+    for (name, a), (_, b) in zip(straight.model.state_dict().items(), resumed.model.state_dict().items()):
+        torch.testing.assert_close(a, b, msg=name)
+    logs = [json.loads(line) for line in open(result.output_dir / "train_log.jsonl")]
+    assert [r["step"] for r in logs] == [3, 4]  # the resumed run logged only what it did
+    assert sorted(p.name for p in (result.output_dir / "checkpoints").iterdir()) == ["step-0000002", "step-0000004"]
+
+
+def test_saved_model_is_an_lsr_encoder(tmp_path, backbone, triples):
+    result = Trainer(_config(tmp_path, backbone, triples, **{"optim.steps": 2}), show_progress=False).train()
+    enc = load_encoder(result.model_dir)
+    assert enc.kind == "inference-free"
+    docs = enc.encode_documents([t[1] for t in TRIPLES])
+    q = enc.encode_queries(["insulin resistance"])
+    assert docs.shape[0] == 4 and q.nnz == 2
+    assert (result.model_dir / "training_config.json").exists() and (result.output_dir / "summary.json").exists()
+    assert (result.output_dir / "training.png").exists()
+
+
+@pytest.mark.parametrize("kind,extra", [
+    ("splade", {"regularizer.query": {"kind": "l1", "weight": 1e-3}}),
+    ("slim", {"model.token_top_k": 4}),
+    ("inference-free", {"model.query_weights": "learned", "model.activation": "log_log",
+                        "regularizer.doc": {"kind": "df_flops", "weight": 1e-3, "l0_threshold": 3}}),
+])
+def test_every_kind_trains(tmp_path, backbone, triples, kind, extra):
+    cfg = _config(tmp_path, backbone, triples, **{"model.kind": kind, "optim.steps": 3, **extra})
+    trainer = Trainer(cfg, show_progress=False)
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    recs = [trainer.train_step() for _ in range(3)]
+    assert all(np.isfinite(r["loss"]) for r in recs)
+    changed = [k for k, v in trainer.model.state_dict().items() if not torch.equal(v, before[k])]
+    assert any("encoder" in k for k in changed)
+    if kind == "inference-free":
+        assert "query_raw" in changed  # learned query weights move
+    enc = trainer.model.to_encoder()
+    assert enc.kind == kind
+
+
+def test_late_interaction_matches_brute_force():
+    g = torch.Generator().manual_seed(0)
+    dim = 12
+    q = TokenVectors(torch.rand(5, 3, generator=g), torch.randint(0, dim, (5, 3), generator=g), [2, 3])
+    d = TokenVectors(torch.rand(7, 3, generator=g), torch.randint(0, dim, (7, 3), generator=g), [4, 0, 3])
+
+    def dense(t):
+        out = torch.zeros(t.values.shape[0], dim)
+        for r in range(out.shape[0]):
+            for v, i in zip(t.values[r], t.indices[r]):
+                out[r, i] = max(out[r, i], v)  # duplicate indices: scatter keeps one; make them distinct below
+        return out
+
+    q.indices = torch.stack([torch.randperm(dim, generator=g)[:3] for _ in range(5)])
+    d.indices = torch.stack([torch.randperm(dim, generator=g)[:3] for _ in range(7)])
+    qd, dd = dense(q), dense(d)
+    got = late_interaction_scores(q, d, dim)
+    expected = torch.zeros(2, 3)
+    qrows, drows = torch.split(qd, q.lengths), torch.split(dd, d.lengths)
+    for i, qq in enumerate(qrows):
+        for j, ddd in enumerate(drows):
+            if ddd.shape[0]:
+                expected[i, j] = (qq @ ddd.T).max(dim=1).values.clamp(min=0).sum()
+    torch.testing.assert_close(got, expected)
+    pooled = pooled_tokens(d, dim)
+    torch.testing.assert_close(pooled[0], dd[:4].max(0).values)
+    assert pooled[1].sum() == 0
+
+
+def test_config_errors_name_the_key(tmp_path, backbone, triples):
+    good = _config(tmp_path, backbone, triples).to_dict()
+    bad = json.loads(json.dumps(good))
+    bad["optim"]["stpes"] = 3
+    with pytest.raises(ConfigError, match="optim: unknown key 'stpes'"):
+        config_from_dict(bad, "x.json")
+    bad = json.loads(json.dumps(good))
+    bad["regularizer"]["doc"]["kind"] = "flop"
+    with pytest.raises(ConfigError, match="regularizer: kind: 'flop' is not one of"):
+        config_from_dict(bad, "x.json")
+    bad = json.loads(json.dumps(good))
+    bad["optim"]["batch_size"] = 0
+    with pytest.raises(ConfigError, match="batch_size must be > 0"):
+        config_from_dict(bad, "x.json")
+    bad = json.loads(json.dumps(good))
+    bad["optim"]["lr"] = "fast"
+    with pytest.raises(ConfigError, match="optim.lr: expected a number"):
+        config_from_dict(bad, "x.json")
+    bad = json.loads(json.dumps(good))
+    bad["regularizer"]["doc"].update(target_nnz=100, target_flops=2.0)
+    with pytest.raises(ConfigError, match="not both"):
+        config_from_dict(bad, "x.json")
+    path = tmp_path / "broken.json"
+    path.write_text('{"optim": {"steps": 3,}}')
+    with pytest.raises(ConfigError, match="broken.json:1: not valid JSON"):
+        load_config(path)
+    with pytest.raises(FileNotFoundError, match="shipped recipes"):
+        load_config(tmp_path / "missing.json")
+
+
+def test_shipped_recipes_are_valid():
+    from training import list_recipes
+
+    names = list_recipes()
+    assert {"inference-free-idf", "inference-free-l0", "splade", "slim"} <= set(names)
+    for name in names:
+        load_config(name)
+
+
+def test_beir_source_mines_negatives_and_caches(tiny_beir, tmp_path, monkeypatch):
+    src = tdata.beir_source(str(tiny_beir), "test", teachers=["bm25"], depth=10, keep=2, cache_dir=tmp_path,
+                            show_progress=False)
+    by_q = {ex.qid: ex for ex in src.examples}
+    assert set(by_q) == {"q1", "q2"}
+    assert by_q["q2"].positives == ["d2", "d4"]
+    for ex in src.examples:
+        assert not set(ex.negatives) & set(ex.positives)
+        assert set(ex.scores["bm25"]) == set(ex.positives) | set(ex.negatives)
+    monkeypatch.setattr(tdata, "_mine", lambda *a, **k: pytest.fail("should read the cache"))
+    again = tdata.beir_source(str(tiny_beir), "test", teachers=["bm25"], depth=10, keep=2, cache_dir=tmp_path,
+                              show_progress=False)
+    assert [e.negatives for e in again.examples] == [e.negatives for e in src.examples]
+
+
+def test_batches_are_deterministic_and_fill_missing_negatives(triples):
+    src = tdata.triples_source(triples)
+    b = tdata.Batcher([src], batch_size=3, n_negatives=2, seed=5)
+    one, two = b.batch(7), b.batch(7)
+    assert one.queries == two.queries and one.docs == two.docs
+    assert len(one.docs) == 9 and one.group == 3
+
+
+def test_bad_training_files_name_the_line(tmp_path):
+    p = tmp_path / "t.tsv"
+    p.write_text("q\tpos\tneg\nonly two\tfields\n")
+    with pytest.raises(DataFormatError, match="t.tsv:2"):
+        tdata.triples_source(p)
+    j = tmp_path / "ex.jsonl"
+    j.write_text('{"query": "a", "positives": ["x"]}\n{"query": "b"}\n')
+    with pytest.raises(DataFormatError, match="ex.jsonl:2: no \"positives\""):
+        tdata.jsonl_source(j)
+    j.write_text('{"query": "a", "positives": ["x"], "scores": {"x": 1.5}}\nnot json\n')
+    with pytest.raises(DataFormatError, match="ex.jsonl:2: not valid JSON"):
+        tdata.jsonl_source(j)
+
+
+def test_jsonl_with_teacher_scores_drives_distillation(tmp_path, backbone):
+    j = tmp_path / "ex.jsonl"
+    lines = [{"query": q, "positives": [p], "negatives": [n], "scores": {"ce": {p: 9.0, n: 1.0}}} for q, p, n in TRIPLES]
+    j.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    cfg = config_from_dict({"output_dir": str(tmp_path / "r"),
+                            "model": {"backbone": backbone, "doc_max_length": 32, "bf16": False},
+                            "data": {"train": [{"jsonl": str(j)}], "n_negatives": 1},
+                            "loss": {"contrastive": 0.0, "distill": "margin_mse"},
+                            "optim": {"steps": 2, "batch_size": 2, "warmup_steps": 0}}, "test")
+    rec = Trainer(cfg, show_progress=False).train_step()
+    assert "distill" in rec and "contrastive" not in rec
+
+
+def test_cli_train(tmp_path, backbone, triples, capsys):
+    from lsr.cli import main
+
+    cfg = _config(tmp_path, backbone, triples)
+    path = tmp_path / "cfg.json"
+    cfg.save(path)
+    assert main(["train", str(path), "--set", "optim.steps=2", "-q"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["steps"] == 2 and load_encoder(out["model_dir"]).kind == "inference-free"
+    assert main(["train", str(path), "--set", "optim.stpes=2", "-q"]) == 1
+    assert "unknown key 'stpes'" in capsys.readouterr().err
+    assert main(["train", "--list-recipes"]) == 0
+    assert "inference-free-idf" in capsys.readouterr().out

@@ -1,0 +1,119 @@
+"""Teachers: retrievers that mine hard negatives and score (query, document) pairs for distillation.
+
+* :class:`SparseTeacher` — any lsr encoder (``bm25``, ``splade-tiny``, a trained model directory)
+  over lsr's own inverted index: search for mining, exact dot products for scores.
+* :class:`DenseTeacher` — a mean-pooled, normalised sentence embedder (the packaged
+  all-MiniLM-L6-v2 by default) searched with faiss (exact inner product, ``IndexFlatIP``).
+
+Both expose ``search(queries, k) -> SearchResults`` (row-aligned with the queries, document
+positions in corpus order) and ``score(query_index, doc_positions) -> np.ndarray``.
+
+Example:
+    >>> t = make_teacher("bm25", corpus_ids, corpus_texts)             # doctest: +SKIP
+    >>> t.prepare_queries(["what causes insulin resistance"])          # doctest: +SKIP
+    >>> t.search(k=100).doc_idx[0][:5]                                  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from index import InvertedIndex, SearchResults
+from lsr.encoders import load_encoder
+
+logger = logging.getLogger(__name__)
+
+SPARSE_SPECS = {"bm25": "bm25", "splade": "splade-tiny"}
+
+
+class SparseTeacher:
+    """A sparse lsr encoder over the corpus, searched with lsr's exact engine."""
+
+    def __init__(self, name: str, spec: str, texts: Sequence[str], show_progress: bool = True):
+        self.name = name
+        self.encoder = load_encoder(spec)
+        if self.encoder.needs_fit:
+            self.docs = self.encoder.fit_encode_documents(texts, show_progress=show_progress)
+        else:
+            self.docs = self.encoder.encode_documents(texts, show_progress=show_progress)
+        self.index = InvertedIndex.build(self.docs, vocabulary=self.encoder.vocabulary, block_max=False)
+        self.queries = None
+
+    def prepare_queries(self, texts: Sequence[str]) -> None:
+        self.queries = self.encoder.encode_queries(list(texts))
+
+    def search(self, k: int) -> SearchResults:
+        return self.index.search(self.queries, k=k)
+
+    def score(self, qi: int, docs: np.ndarray) -> np.ndarray:
+        q = self.queries[[qi]]
+        return np.asarray((self.docs[np.asarray(docs, dtype=np.int64)] @ q.T).toarray()).ravel().astype(np.float32)
+
+
+class DenseTeacher:
+    """Mean-pooled, L2-normalised embeddings of a transformer, searched exactly with faiss."""
+
+    def __init__(self, name: str, model: str, texts: Sequence[str], *, max_length: int = 256, batch_size: int = 32,
+                 show_progress: bool = True):
+        import torch
+
+        from lsr.encoders import models
+
+        location = models.resolve(model)
+        from transformers import AutoModel
+
+        self.name = name
+        self.tokenizer = models.load_tokenizer(location)
+        self.model = AutoModel.from_pretrained(location)
+        self.model.eval()
+        self.max_length, self.batch_size = max_length, batch_size
+        self._torch = torch
+        self.docs = self.embed(texts, show_progress=show_progress)
+        import faiss
+
+        self.index = faiss.IndexFlatIP(self.docs.shape[1])
+        self.index.add(self.docs)
+        self.queries = None
+
+    def embed(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
+        torch = self._torch
+        texts = list(texts)
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        out = np.zeros((len(texts), self.model.config.hidden_size), dtype=np.float32)
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+            for s in tqdm(range(0, len(texts), self.batch_size), desc=f"{self.name} embeddings", unit="batch",
+                          disable=not show_progress, mininterval=1.0):
+                idx = order[s:s + self.batch_size]
+                tok = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
+                                     max_length=self.max_length, return_tensors="pt")
+                hidden = self.model(**tok).last_hidden_state.float()
+                mask = tok["attention_mask"].unsqueeze(-1).float()
+                emb = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+                emb = torch.nn.functional.normalize(emb, dim=1)
+                out[idx] = emb.numpy()
+        return out
+
+    def prepare_queries(self, texts: Sequence[str]) -> None:
+        self.queries = self.embed(texts)
+
+    def search(self, k: int) -> SearchResults:
+        k = min(k, self.docs.shape[0])
+        scores, idx = self.index.search(self.queries, k)
+        return SearchResults(idx.astype(np.int32), scores.astype(np.float32))
+
+    def score(self, qi: int, docs: np.ndarray) -> np.ndarray:
+        return (self.docs[np.asarray(docs, dtype=np.int64)] @ self.queries[qi]).astype(np.float32)
+
+
+def make_teacher(name: str, texts: Sequence[str], *, dense_model: str = "all-MiniLM-L6-v2",
+                 show_progress: bool = True):
+    """A teacher by name: ``bm25``, ``splade`` (the packaged splade-tiny) or ``dense`` (``dense_model``)."""
+    if name == "dense":
+        return DenseTeacher(name, dense_model, texts, show_progress=show_progress)
+    if name in SPARSE_SPECS:
+        return SparseTeacher(name, SPARSE_SPECS[name], texts, show_progress=show_progress)
+    raise ValueError(f"unknown teacher {name!r}; choose bm25, splade or dense")

@@ -1,0 +1,412 @@
+"""The trainer: one config in, a saved lsr encoder, logs, checkpoints and evaluations out.
+
+Each step draws a batch (queries, one positive and ``n_negatives`` hard negatives each), scores
+every query against every document of the batch, and minimises
+
+    contrastive(scores) + distill_weight * distill(group scores, ensemble teacher)
+      + lambda_doc(t) * doc_penalty(doc vectors) + lambda_query(t) * query_penalty(query vectors)
+
+with AdamW (linear warm-up, linear decay), gradient accumulation, bf16 autocast and gradient
+clipping. ``lambda(t)`` is SPLADE's quadratic warm-up of a fixed weight or, when the config states a
+target (``target_nnz`` / ``target_flops``), the output of a :class:`~training.regularizers.SparsityController`.
+
+Written to ``output_dir``: ``config.json``, ``train_log.jsonl`` (one line per step: losses, lambdas,
+non-zeros, FLOPS, learning rate, seconds), ``eval_log.jsonl``, ``checkpoints/step-N/`` (model,
+optimizer, scheduler, controllers, RNG; the last ``keep`` kept), ``model/`` (an lsr encoder
+directory: ``lsr evaluate --encoder output_dir/model``), ``training.png`` and ``summary.json``.
+Starting again on the same ``output_dir`` resumes from the latest checkpoint.
+
+Example:
+    >>> from training import load_config, train
+    >>> result = train(load_config("inference-free-idf"))                # doctest: +SKIP
+    >>> result.model_dir                                                 # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from index import atomic_dir
+
+from . import losses
+from .config import TrainConfig
+from .data import Batch, Batcher, Source, beir_source, jsonl_source, triples_source
+from .model import TokenVectors, TrainableSparse, idf_table
+from .regularizers import DocumentFrequency, SparsityController, penalty, quadratic_warmup
+
+logger = logging.getLogger(__name__)
+
+
+class TrainResult(NamedTuple):
+    output_dir: Path
+    model_dir: Path
+    steps: int
+    seconds: float
+    evaluations: list[dict]
+
+
+def late_interaction_scores(q: TokenVectors, d: TokenVectors, dim: int) -> torch.Tensor:
+    """SLIM scores ``[Q, D]``: ``sum_i max_j q_i . d_j`` (max clipped at 0), differentiable."""
+    rows_q = q.values.shape[0]
+    q_dense = torch.zeros(rows_q, dim).scatter(1, q.indices, q.values)
+    sims = (q_dense[:, d.indices] * d.values[None]).sum(-1)  # [rows_q, rows_d]
+    per_doc = [part.max(dim=1).values.clamp(min=0) if part.shape[1] else torch.zeros(rows_q)
+               for part in torch.split(sims, d.lengths, dim=1)]
+    by_row = torch.stack(per_doc, dim=1)  # [rows_q, D]
+    owner = torch.repeat_interleave(torch.arange(len(q.lengths)), torch.as_tensor(q.lengths))
+    return torch.zeros(len(q.lengths), by_row.shape[1]).index_add(0, owner, by_row)
+
+
+def pooled_tokens(t: TokenVectors, dim: int) -> torch.Tensor:
+    """Max over each text's token vectors (the pooled vector the index holds), ``[texts, dim]``."""
+    owner = torch.repeat_interleave(torch.arange(len(t.lengths)), torch.as_tensor(t.lengths))
+    flat = owner[:, None].expand_as(t.indices) * dim + t.indices
+    out = torch.zeros(len(t.lengths) * dim).scatter_reduce(0, flat.reshape(-1), t.values.reshape(-1), "amax",
+                                                            include_self=True)
+    return out.view(len(t.lengths), dim)
+
+
+class Trainer:
+    """Runs a :class:`~training.config.TrainConfig` (see the module documentation)."""
+
+    def __init__(self, config: TrainConfig, *, show_progress: bool = True, sources: list[Source] | None = None):
+        config.check()
+        self.config = config
+        self.out = Path(config.output_dir)
+        self.show_progress = show_progress
+        if config.optim.threads:
+            torch.set_num_threads(int(config.optim.threads))
+        torch.manual_seed(config.optim.seed)
+        m = config.model
+        self.model = TrainableSparse(m.kind, m.backbone, query_weights=m.query_weights, activation=m.activation,
+                                     query_max_length=m.query_max_length, doc_max_length=m.doc_max_length,
+                                     token_top_k=m.token_top_k, bf16=m.bf16)
+        self.sources = sources if sources is not None else self._load_sources()
+        self._prepare_idf()
+        self.batcher = Batcher(self.sources, config.optim.batch_size, config.data.n_negatives, config.optim.seed)
+        self.optimizer = self._make_optimizer()
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+        self.controllers = {side: self._controller(getattr(config.regularizer, side)) for side in ("doc", "query")}
+        self.df = DocumentFrequency(self.model.dim)
+        self.step = 0
+        self.elapsed = 0.0
+        self.evaluations: list[dict] = []
+
+    # ----------------------------------------------------------------- setup
+    def _load_sources(self) -> list[Source]:
+        d = self.config.data
+        out = []
+        for s in d.train:
+            if s.dataset:
+                out.append(beir_source(s.dataset, s.split, data_dir=d.data_dir, teachers=d.negatives.teachers,
+                                       depth=d.negatives.depth, keep=d.negatives.keep,
+                                       cache_dir=d.negatives.cache_dir or self.out / "negatives",
+                                       dense_model=d.negatives.dense_model, max_queries=d.max_queries,
+                                       weight=s.weight, show_progress=self.show_progress))
+            elif s.triples:
+                out.append(triples_source(s.triples, weight=s.weight, max_queries=d.max_queries))
+            else:
+                out.append(jsonl_source(s.jsonl, s.corpus, d.data_dir, weight=s.weight, max_queries=d.max_queries))
+        for s in out:
+            logger.info("source %s: %d queries, %d documents, teachers %s", s.name, len(s.examples), len(s.docs),
+                        s.teachers() or "none")
+        return out
+
+    def _prepare_idf(self) -> None:
+        for s in self.sources:
+            if s.idf is None:
+                s.idf = idf_table(self.model.mlm, self.model.tokenizer, s.docs.values())
+        self.idf = [torch.as_tensor(s.idf) for s in self.sources]
+        # the table saved with the model: IDF over all training documents
+        if len(self.sources) == 1:
+            self.saved_idf = self.sources[0].idf
+        else:
+            texts = (t for s in self.sources for t in s.docs.values())
+            self.saved_idf = idf_table(self.model.mlm, self.model.tokenizer, texts)
+        self.model.set_idf(self.saved_idf)
+        self.model.mlm.train()
+
+    def _make_optimizer(self):
+        o = self.config.optim
+        decay, no_decay = [], []
+        for name, p in self.model.mlm.named_parameters():
+            if p.requires_grad:
+                (no_decay if p.ndim < 2 or "LayerNorm" in name or "layer_norm" in name else decay).append(p)
+        groups = [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        if self.model.query_raw is not None:
+            groups.append({"params": [self.model.query_raw], "weight_decay": 0.0, "lr": o.query_weights_lr})
+        return torch.optim.AdamW(groups, lr=o.lr)
+
+    def _lr_factor(self, step: int) -> float:
+        o = self.config.optim
+        if o.warmup_steps and step < o.warmup_steps:
+            return (step + 1) / o.warmup_steps
+        return max(0.0, (o.steps - step) / max(1, o.steps - o.warmup_steps))
+
+    @staticmethod
+    def _controller(p) -> SparsityController | None:
+        target = p.target_nnz or p.target_flops
+        if not target:
+            return None
+        return SparsityController(target, p.weight, gain=p.controller_gain)
+
+    # ------------------------------------------------------------------ step
+    def _penalty_weight(self, side: str) -> float:
+        p = getattr(self.config.regularizer, side)
+        base = self.controllers[side].weight if self.controllers[side] else p.weight
+        return base * quadratic_warmup(self.step, p.warmup_steps)
+
+    def _forward(self, batch: Batch) -> tuple[torch.Tensor, dict]:
+        cfg, model = self.config, self.model
+        if model.kind == "slim":
+            qt = model.encode_tokens(batch.queries, model.query_max_length)
+            dt = model.encode_tokens(batch.docs, model.doc_max_length)
+            scores = late_interaction_scores(qt, dt, model.dim)
+            q_vec, d_vec = pooled_tokens(qt, model.dim), pooled_tokens(dt, model.dim)
+        else:
+            d_vec = model.encode(batch.docs, model.doc_max_length)
+            if model.kind == "inference-free":
+                q_vec = model.inference_free_queries(batch.queries, [self.idf[s] for s in batch.source_of_query])
+            else:
+                q_vec = model.encode(batch.queries, model.query_max_length)
+            scores = q_vec @ d_vec.T
+        logs = {}
+        total = scores.new_zeros(())
+        if cfg.loss.contrastive > 0:
+            rank = losses.contrastive(scores, batch.group, in_batch=cfg.loss.in_batch,
+                                      temperature=cfg.loss.temperature)
+            total = total + cfg.loss.contrastive * rank
+            logs["contrastive"] = float(rank.detach())
+        if cfg.loss.distill != "none" and batch.teacher and batch.group > 1:
+            names = [t for t in batch.teacher if not cfg.loss.teacher_weights or t in cfg.loss.teacher_weights]
+            teacher = losses.ensemble_teacher({t: torch.as_tensor(batch.teacher[t]) for t in names},
+                                              cfg.loss.teacher_weights, scale=cfg.loss.teacher_scale)
+            student = losses.group_scores(scores, batch.group)
+            if cfg.loss.distill == "kl":
+                kd = losses.kl_distillation(student, teacher, cfg.loss.distill_temperature)
+            else:
+                kd = losses.margin_mse(student, teacher)
+            total = total + cfg.loss.distill_weight * kd
+            logs["distill"] = float(kd.detach())
+        df = self.df.update(d_vec)
+        for side, vec in (("doc", d_vec), ("query", q_vec)):
+            p = getattr(cfg.regularizer, side)
+            if p.kind == "none" or (side == "query" and model.kind == "inference-free"):
+                continue
+            reg = penalty(p.kind, vec, l0_threshold=p.l0_threshold, df=df, df_alpha=p.df_alpha, df_beta=p.df_beta)
+            lam = self._penalty_weight(side)
+            total = total + lam * reg
+            logs[f"{side}_reg"] = float(reg.detach())
+            logs[f"{side}_lambda"] = lam
+        with torch.no_grad():
+            dn = (d_vec > 0).float()
+            qn = (q_vec > 0).float()
+            logs["doc_nnz"] = float(dn.sum(1).mean())
+            logs["query_nnz"] = float(qn.sum(1).mean())
+            logs["flops"] = float((qn.mean(0) * dn.mean(0)).sum())
+        logs["loss"] = float(total.detach())
+        return total, logs
+
+    def _update_controllers(self, logs: dict) -> None:
+        for side in ("doc", "query"):
+            c = self.controllers[side]
+            p = getattr(self.config.regularizer, side)
+            if c is None or self.step < p.warmup_steps:
+                continue
+            measured = logs[f"{side}_nnz"] if p.target_nnz else logs["flops"]
+            c.update(measured)
+
+    def train_step(self) -> dict:
+        """One optimizer step (``accumulation`` batches); returns the step's log record."""
+        o = self.config.optim
+        self.model.mlm.train()
+        t0 = time.perf_counter()
+        self.optimizer.zero_grad(set_to_none=True)
+        merged: dict[str, float] = {}
+        for micro in range(o.accumulation):
+            batch = self.batcher.batch(self.step * o.accumulation + micro)
+            loss, logs = self._forward(batch)
+            (loss / o.accumulation).backward()
+            for k, v in logs.items():
+                merged[k] = merged.get(k, 0.0) + v / o.accumulation
+        if not math.isfinite(merged["loss"]):
+            raise FloatingPointError(f"step {self.step}: the loss is {merged['loss']}; lower optim.lr or the "
+                                     "regularizer weights")
+        params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        if o.max_grad_norm:
+            merged["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, o.max_grad_norm))
+        self.optimizer.step()
+        self.scheduler.step()
+        self._update_controllers(merged)
+        self.step += 1
+        dt = time.perf_counter() - t0
+        self.elapsed += dt
+        merged.update(step=self.step, lr=self.scheduler.get_last_lr()[0], seconds=round(dt, 3),
+                      elapsed=round(self.elapsed, 1))
+        return merged
+
+    # ------------------------------------------------------------------- run
+    def train(self) -> TrainResult:
+        cfg = self.config
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.resume()
+        cfg.save(self.out / "config.json")
+        deadline = cfg.optim.max_minutes * 60 if cfg.optim.max_minutes else None
+        log_path = self.out / "train_log.jsonl"
+        bar = tqdm(total=cfg.optim.steps, initial=self.step, desc="training", unit="step",
+                   disable=not self.show_progress, mininterval=2.0)
+        with open(log_path, "a", encoding="utf-8") as log:
+            while self.step < cfg.optim.steps:
+                rec = self.train_step()
+                log.write(json.dumps(rec) + "\n")
+                log.flush()
+                bar.update(1)
+                bar.set_postfix(loss=f"{rec['loss']:.3f}", doc_nnz=f"{rec['doc_nnz']:.0f}", refresh=False)
+                if cfg.eval.dataset and cfg.eval.every and self.step % cfg.eval.every == 0:
+                    self.evaluate()
+                if self.step % cfg.checkpoint.every == 0:
+                    self.save_checkpoint()
+                if deadline is not None and self.elapsed >= deadline:
+                    logger.info("stopping at step %d: max_minutes (%.0f) reached", self.step, cfg.optim.max_minutes)
+                    break
+        bar.close()
+        self.save_checkpoint()
+        model_dir = self.save_model(self.out / "model")
+        if cfg.eval.dataset and (not self.evaluations or self.evaluations[-1]["step"] != self.step):
+            self.evaluate()
+        self._plot()
+        summary = {"steps": self.step, "train_seconds": round(self.elapsed, 1), "evaluations": self.evaluations,
+                   "model_dir": str(model_dir), "config": cfg.to_dict()}
+        from eval.atomic import atomic_file
+
+        with atomic_file(self.out / "summary.json") as tmp:
+            tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        return TrainResult(self.out, model_dir, self.step, self.elapsed, self.evaluations)
+
+    def encoder(self):
+        """The lsr encoder with the current weights (IDF models fit their IDF on the corpus they index)."""
+        return self.model.to_encoder(idf=None, batch_size=32)
+
+    def evaluate(self) -> dict:
+        """nDCG etc. on the eval split through lsr's own index (``eval_log.jsonl``)."""
+        import dataclasses
+
+        from eval import load_dataset
+        from lsr.pipeline import evaluate_dataset
+
+        e = self.config.eval
+        ds = load_dataset(e.dataset, split=e.split, data_dir=self.config.data.data_dir)
+        if e.max_queries and len(ds.queries) > e.max_queries:
+            keep = sorted(ds.queries)[:e.max_queries]
+            ds = dataclasses.replace(ds, queries={q: ds.queries[q] for q in keep},
+                                     qrels={q: ds.qrels[q] for q in keep if q in ds.qrels})
+        t0 = time.perf_counter()
+        result = evaluate_dataset(ds, self.encoder(), name=f"step-{self.step}", k=e.k, measures=e.measures,
+                                  show_progress=False)
+        self.model.mlm.train()
+        rec = {"step": self.step, "dataset": f"{e.dataset}/{e.split}", **result.effectiveness,
+               "doc_nnz": result.efficiency["doc_nnz"]["mean"], "seconds": round(time.perf_counter() - t0, 1)}
+        self.evaluations.append(rec)
+        with open(self.out / "eval_log.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(rec) + "\n")
+        logger.info("eval at step %d: %s", self.step, rec)
+        return rec
+
+    def save_model(self, path: Path) -> Path:
+        enc = self.model.to_encoder(idf=self.saved_idf)
+        enc.save(path, overwrite=True)
+        self.config.save(path / "training_config.json")
+        self.model.mlm.train()
+        return path
+
+    # ----------------------------------------------------------- checkpoints
+    def _state(self) -> dict:
+        return {
+            "step": self.step, "elapsed": self.elapsed, "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "controllers": {k: c.state_dict() for k, c in self.controllers.items() if c is not None},
+            "df": self.df.state_dict(), "torch_rng": torch.get_rng_state(), "evaluations": self.evaluations,
+        }
+
+    def save_checkpoint(self) -> Path:
+        root = self.out / "checkpoints"
+        path = root / f"step-{self.step:07d}"
+        with atomic_dir(path, overwrite=True) as tmp:
+            torch.save(self._state(), tmp / "state.pt")
+            self.config.save(tmp / "config.json")
+        for old in sorted(root.glob("step-*"))[:-self.config.checkpoint.keep]:
+            shutil.rmtree(old, ignore_errors=True)
+        return path
+
+    def latest_checkpoint(self) -> Path | None:
+        found = sorted((self.out / "checkpoints").glob("step-*/state.pt"))
+        return found[-1].parent if found else None
+
+    def resume(self, path: Path | None = None) -> bool:
+        """Load the latest (or the given) checkpoint; False when there is none."""
+        path = path or self.latest_checkpoint()
+        if path is None:
+            return False
+        try:
+            state = torch.load(path / "state.pt", weights_only=False)
+        except Exception as e:  # noqa: BLE001 - a truncated or foreign file
+            raise ValueError(f"{path}/state.pt: cannot read the checkpoint ({e}); delete it to start over") from None
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        for k, s in state["controllers"].items():
+            if self.controllers.get(k) is not None:
+                self.controllers[k].load_state_dict(s)
+        self.df.load_state_dict(state["df"])
+        torch.set_rng_state(state["torch_rng"])
+        self.step, self.elapsed = int(state["step"]), float(state["elapsed"])
+        self.evaluations = list(state.get("evaluations", []))
+        logger.info("resumed from %s (step %d)", path, self.step)
+        return True
+
+    def _plot(self) -> None:
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            return
+        recs = [json.loads(line) for line in open(self.out / "train_log.jsonl", encoding="utf-8") if line.strip()]
+        if not recs:
+            return
+        steps = [r["step"] for r in recs]
+        fig, axes = plt.subplots(1, 3, figsize=(13, 3.5))
+        axes[0].plot(steps, [r["loss"] for r in recs], lw=0.6, label="total")
+        if "contrastive" in recs[0]:
+            axes[0].plot(steps, [r.get("contrastive", np.nan) for r in recs], lw=0.6, label="contrastive")
+        if any("distill" in r for r in recs):
+            axes[0].plot(steps, [r.get("distill", np.nan) for r in recs], lw=0.6, label="distill")
+        axes[0].set_title("loss")
+        axes[0].legend()
+        axes[1].plot(steps, [r["doc_nnz"] for r in recs], lw=0.6, label="doc")
+        axes[1].plot(steps, [r["query_nnz"] for r in recs], lw=0.6, label="query")
+        axes[1].set_title("non-zeros per vector")
+        axes[1].legend()
+        axes[2].plot(steps, [r["flops"] for r in recs], lw=0.6)
+        axes[2].set_title("FLOPS (batch estimate)")
+        for ax in axes:
+            ax.set_xlabel("step")
+        fig.tight_layout()
+        fig.savefig(self.out / "training.png", dpi=110)
+        plt.close(fig)
+
+
+def train(config: TrainConfig, **options) -> TrainResult:
+    """Train (or resume) as configured; see :class:`Trainer`."""
+    return Trainer(config, **options).train()
