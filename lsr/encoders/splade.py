@@ -326,6 +326,12 @@ class InferenceFreeEncoder(SpladeEncoder):
         self._weights = w
         self.query_weights_source = source
 
+    def use_corpus_idf(self) -> InferenceFreeEncoder:
+        """Drop the loaded table: the next index build computes IDF on the corpus it indexes."""
+        self._weights = None
+        self.query_weights_source = "idf"
+        return self
+
     @property
     def query_weights(self) -> np.ndarray:
         if self._weights is None:

@@ -264,3 +264,17 @@ def test_cli_train(tmp_path, backbone, triples, capsys):
     assert "unknown key 'stpes'" in capsys.readouterr().err
     assert main(["train", "--list-recipes"]) == 0
     assert "inference-free-idf" in capsys.readouterr().out
+
+
+def test_dense_teacher_mines_and_scores(tiny_beir, backbone, tmp_path):
+    pytest.importorskip("faiss")
+    from training.teachers import DenseTeacher
+
+    texts = ["the cat sat on the mat", "stock market money", "roses need sun in the garden"]
+    t = DenseTeacher("dense", backbone, texts, show_progress=False)
+    t.prepare_queries(["cat on a mat", "garden roses"])
+    res = t.search(k=5)
+    assert res.doc_idx.shape == (2, 3) and res.doc_idx.dtype == np.int32
+    for qi in range(2):  # faiss's scores are the inner products score() computes
+        np.testing.assert_allclose(t.score(qi, res.doc_idx[qi]), res.scores[qi], rtol=1e-5, atol=1e-6)
+        assert (np.diff(res.scores[qi]) <= 1e-6).all()
