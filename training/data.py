@@ -255,6 +255,20 @@ class Batch:
     group: int
     source_of_query: list[int]
     teacher: dict[str, np.ndarray]       # teacher -> [Q, group] scores (only teachers covering the whole batch)
+    doc_keys: list[str] = field(default_factory=list)
+    positives: list[set[str]] = field(default_factory=list)
+
+    def false_negatives(self) -> np.ndarray:
+        """Boolean ``[Q, Q * group]``: documents of other groups that are judged positives of the query
+        (or the very same document as its positive); in-batch negatives must not count them."""
+        q = len(self.queries)
+        mask = np.zeros((q, len(self.doc_keys)), dtype=bool)
+        for i in range(q):
+            own = self.doc_keys[i * self.group]
+            for j, key in enumerate(self.doc_keys):
+                if j // self.group != i and (key in self.positives[i] or key == own):
+                    mask[i, j] = True
+        return mask
 
 
 class Batcher:
@@ -273,7 +287,7 @@ class Batcher:
 
     def batch(self, step: int) -> Batch:
         rng = random.Random(f"{self.seed}-{step}")
-        queries, docs, src_of, per_teacher = [], [], [], []
+        queries, docs, src_of, per_teacher, keys, positives = [], [], [], [], [], []
         for _ in range(self.batch_size):
             si = rng.choices(range(len(self.sources)), weights=self.p)[0]
             src = self.sources[si]
@@ -292,6 +306,8 @@ class Batcher:
             group = [pos] + negs
             queries.append(ex.query)
             docs.extend(src.docs[d] for d in group)
+            keys.extend(f"{si}:{d}" for d in group)
+            positives.append({f"{si}:{d}" for d in ex.positives})
             src_of.append(si)
             per_teacher.append({t: [table.get(d) for d in group] for t, table in ex.scores.items()})
         names = set(per_teacher[0]) if per_teacher else set()
@@ -302,4 +318,4 @@ class Batcher:
             rows = [t[name] for t in per_teacher]
             if all(v is not None for r in rows for v in r):
                 teacher[name] = np.asarray(rows, dtype=np.float32)
-        return Batch(queries, docs, self.group, src_of, teacher)
+        return Batch(queries, docs, self.group, src_of, teacher, keys, positives)

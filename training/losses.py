@@ -36,18 +36,25 @@ def group_scores(scores: torch.Tensor, group: int) -> torch.Tensor:
     return scores.gather(1, idx)
 
 
-def contrastive(scores: torch.Tensor, group: int, *, in_batch: bool = True, temperature: float = 1.0) -> torch.Tensor:
+def contrastive(scores: torch.Tensor, group: int, *, in_batch: bool = True, temperature: float = 1.0,
+                exclude: torch.Tensor | None = None) -> torch.Tensor:
     """InfoNCE: the positive (column ``q * group``) against the hard negatives and, with ``in_batch``, every other document.
 
     Args:
         scores: ``[Q, Q * group]`` scores.
         group: documents per query (1 positive + ``group - 1`` hard negatives).
         in_batch: use the other queries' documents as negatives too.
-        temperature: scores are divided by it (1.0 for sparse dot products, as SPLADE does).
+        temperature: scores are divided by it. SPLADE trains with 1.0; IDF-weighted inference-free
+            scores are several times larger (IDF 2-9 per query token), and at 1.0 the softmax saturates
+            and the cheapest way down the loss is to shrink every weight (documents lose most terms).
+        exclude: optional boolean ``[Q, Q * group]``; True marks in-batch documents that must not act as
+            negatives (judged positives of the query in another group: false negatives).
     """
     if scores.ndim != 2 or scores.shape[1] != scores.shape[0] * group:
         raise ValueError(f"scores must be [Q, Q*{group}], got {tuple(scores.shape)}")
     logits = scores / temperature
+    if exclude is not None and in_batch:
+        logits = logits.masked_fill(exclude, float("-inf"))
     if not in_batch:
         return F.cross_entropy(group_scores(logits, group), torch.zeros(scores.shape[0], dtype=torch.long))
     target = torch.arange(scores.shape[0]) * group

@@ -183,15 +183,16 @@ class Trainer:
         logs = {}
         total = scores.new_zeros(())
         if cfg.loss.contrastive > 0:
+            exclude = torch.as_tensor(batch.false_negatives()) if batch.positives else None
             rank = losses.contrastive(scores, batch.group, in_batch=cfg.loss.in_batch,
-                                      temperature=cfg.loss.temperature)
+                                      temperature=cfg.loss.temperature, exclude=exclude)
             total = total + cfg.loss.contrastive * rank
             logs["contrastive"] = float(rank.detach())
         if cfg.loss.distill != "none" and batch.teacher and batch.group > 1:
             names = [t for t in batch.teacher if not cfg.loss.teacher_weights or t in cfg.loss.teacher_weights]
             teacher = losses.ensemble_teacher({t: torch.as_tensor(batch.teacher[t]) for t in names},
                                               cfg.loss.teacher_weights, scale=cfg.loss.teacher_scale)
-            student = losses.group_scores(scores, batch.group)
+            student = losses.group_scores(scores, batch.group) / cfg.loss.temperature
             if cfg.loss.distill == "kl":
                 kd = losses.kl_distillation(student, teacher, cfg.loss.distill_temperature)
             else:

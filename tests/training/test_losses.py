@@ -144,3 +144,14 @@ def test_controller_state_round_trip_and_bounds():
     assert d.state_dict() == c.state_dict()
     with pytest.raises(ValueError):
         SparsityController(target=0, weight=1)
+
+
+def test_contrastive_excludes_false_negatives():
+    scores = torch.tensor([[2.0, 0.0, 5.0, 0.0],
+                           [0.0, 1.0, 3.0, 0.0]])
+    exclude = torch.tensor([[False, False, True, False],   # doc 2 is also a positive of query 0
+                            [False, False, False, False]])
+    masked = losses.contrastive(scores, 2, exclude=exclude)
+    lse0 = math.log(math.exp(2) + 1 + 1)
+    lse1 = math.log(1 + math.e + math.exp(3) + 1)
+    assert float(masked) == pytest.approx(((lse0 - 2) + (lse1 - 3)) / 2, rel=1e-6)

@@ -278,3 +278,17 @@ def test_dense_teacher_mines_and_scores(tiny_beir, backbone, tmp_path):
     for qi in range(2):  # faiss's scores are the inner products score() computes
         np.testing.assert_allclose(t.score(qi, res.doc_idx[qi]), res.scores[qi], rtol=1e-5, atol=1e-6)
         assert (np.diff(res.scores[qi]) <= 1e-6).all()
+
+
+def test_batch_marks_in_batch_false_negatives():
+    src = tdata.Source("s", {"a": "A", "b": "B", "c": "C", "n": "N"},
+                       [tdata.Example("q1", ["a", "b"], ["n"]), tdata.Example("q2", ["b"], ["n"])])
+    batch = tdata.Batch(["q1", "q2"], ["A", "N", "B", "N"], 2, [0, 0], {}, ["0:a", "0:n", "0:b", "0:n"],
+                        [{"0:a", "0:b"}, {"0:b"}])
+    assert batch.false_negatives().tolist() == [[False, False, True, False], [False, False, False, False]]
+    b = tdata.Batcher([src], batch_size=4, n_negatives=1, seed=0).batch(0)
+    mask = b.false_negatives()
+    for i in range(4):
+        for j in range(8):
+            if mask[i, j]:
+                assert j // 2 != i and (b.doc_keys[j] in b.positives[i] or b.doc_keys[j] == b.doc_keys[2 * i])
