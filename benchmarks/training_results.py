@@ -66,7 +66,7 @@ def dense_system(ds, k: int, measures) -> SystemResult:
 
 def model_encoder(path: str):
     enc = load_encoder(path)
-    if enc.kind == "inference-free":
+    if enc.kind == "inference-free" and enc.query_weights_source == "idf":
         enc.use_corpus_idf()
     return enc
 

@@ -403,21 +403,42 @@ class InferenceFreeEncoder(SpladeEncoder):
         self._set_idf(df, len(texts))
         return self.encode_documents(texts, show_progress=show_progress)
 
+    def _query_token_ids(self, texts: list[str]) -> list:
+        """Token ids of queries, at most ``query_max_length`` each, no special tokens.
+
+        The Rust tokenizer is called directly when there is one (a third of the cost of the
+        transformers wrapper for one short query); ids past the limit are dropped, as truncation
+        would. Padding the backend may have kept from an earlier call only adds special tokens,
+        whose weight is 0.
+        """
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        if backend is None:
+            return self._token_ids(texts, self.query_max_length)
+        if len(texts) == 1:  # one query: skip the batch machinery
+            return [backend.encode(texts[0], add_special_tokens=False).ids[:self.query_max_length]]
+        return [e.ids[:self.query_max_length] for e in backend.encode_batch(texts, add_special_tokens=False)]
+
     def encode_queries(self, texts: Iterable[str]) -> sp.csr_array:
         """Query vectors without a model: distinct query tokens, weighted by the table."""
         texts = list(texts)
+        for i, t in enumerate(texts):
+            if not isinstance(t, str):
+                raise TypeError(f"query {i} is a {type(t).__name__}, not a string")
         w = self.query_weights
-        ids_per_query = self._token_ids(texts, self.query_max_length) if texts else []
+        dim = w.shape[0]
+        ids_per_query = self._query_token_ids(texts) if texts else []
         indptr = np.zeros(len(texts) + 1, dtype=np.int64)
         cols: list[np.ndarray] = []
         for i, ids in enumerate(ids_per_query):
-            u = np.unique(np.asarray(ids, dtype=np.int64))
+            u = np.unique(np.asarray(ids, dtype=np.int32))
             u = u[w[u] > 0] if u.size else u
             cols.append(u)
             indptr[i + 1] = indptr[i] + u.size
-        indices = np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64)
-        m = sp.csr_array((w[indices], indices, indptr), shape=(len(texts), self.dim))
-        return as_csr(m, name="queries")
+        indices = np.concatenate(cols) if cols else np.zeros(0, dtype=np.int32)
+        # already in the sparse contract (sorted unique ids, float32 weights > 0): no as_csr pass
+        m = sp.csr_array((w[indices], indices, indptr), shape=(len(texts), dim))
+        m.indices = indices  # scipy upcasts to indptr's int64; the contract keeps int32 term ids
+        return m
 
     def save_files(self, directory: Path) -> dict:
         extra = super().save_files(directory)
@@ -439,6 +460,9 @@ class InferenceFreeEncoder(SpladeEncoder):
         except (TypeError, ValueError) as e:
             raise EncoderFormatError(f"{directory}/lsr.json: {e}") from None
         _check_vocabulary(enc, meta, directory)
+        recorded = (meta.get("query_weights") or {}).get("source")
+        if isinstance(recorded, str):  # where the table came from: "idf" (a corpus), "learned", "binary", a file
+            enc.query_weights_source = recorded
         return enc
 
 

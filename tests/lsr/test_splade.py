@@ -210,3 +210,21 @@ def test_minilm_with_new_head_encodes_a_real_data_set(data_root):
     # an untrained head: every token predicts itself and its neighbours; far from useless on MED
     assert 100 < res.efficiency["doc_nnz"]["mean"] < 2000
     assert res.effectiveness["nDCG@10"] > 0.2
+
+
+def test_inference_free_fast_query_path_matches_the_tokenizer_wrapper(model, tokenizer):
+    enc = InferenceFreeEncoder(model, tokenizer, query_max_length=5).fit(TEXTS)
+    queries = ["the cat sat on the mat with the dog and the fish", "insulin", "", "zzz unknown words",
+               "what causes insulin resistance in muscle cells"]
+    tokenizer(queries, padding=True)  # leave padding state behind, as a batch encode would
+    for group in ([q] for q in queries), [queries]:
+        for qs in group:
+            got = enc.encode_queries(qs)
+            ids = enc._token_ids(qs, 5)
+            for i, row in enumerate(ids):
+                expected = sorted({t for t in row if enc.query_weights[t] > 0})
+                assert got[[i]].indices.tolist() == expected
+                np.testing.assert_array_equal(got[[i]].data, enc.query_weights[expected])
+            assert got.indices.dtype == np.int32 and got.indptr.dtype == np.int64 and got.data.dtype == np.float32
+    with pytest.raises(TypeError, match="query 0"):
+        enc.encode_queries([None])
