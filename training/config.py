@@ -25,7 +25,7 @@ from pathlib import Path
 from .model import KINDS, QUERY_WEIGHTS
 from .regularizers import PENALTIES
 
-TEACHERS = ("bm25", "dense", "splade")
+TEACHERS = ("bm25", "dense", "splade", "self")
 DISTILL = ("none", "kl", "margin_mse")
 
 

@@ -64,16 +64,22 @@ class Source:
 
 
 # ------------------------------------------------------------------------------ BEIR + mining
-def _cache_key(source: str, split: str, teachers: Sequence[str], depth: int, keep: int, dense_model: str) -> str:
-    text = json.dumps([CACHE_VERSION, source, split, sorted(teachers), depth, keep, dense_model])
+def _cache_key(source: str, split: str, teachers: Sequence[str], depth: int, keep: int, dense_model: str,
+               self_model: str | None = None) -> str:
+    text = json.dumps([CACHE_VERSION, source, split, sorted(teachers), depth, keep, dense_model,
+                       self_model if "self" in teachers else None])
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
 def beir_source(name: str, split: str = "train", *, data_dir: str | None = None, teachers: Sequence[str] = ("bm25",),
                 depth: int = 100, keep: int = 32, cache_dir: str | os.PathLike | None = None,
                 dense_model: str = "all-MiniLM-L6-v2", max_queries: int | None = None, weight: float = 1.0,
-                show_progress: bool = True) -> Source:
-    """A BEIR split with mined hard negatives and teacher scores (cached)."""
+                show_progress: bool = True, self_encoder=None, self_model: str | None = None) -> Source:
+    """A BEIR split with mined hard negatives and teacher scores (cached).
+
+    ``self_encoder`` is the encoder the ``self`` teacher mines with (the model under training) and
+    ``self_model`` names it in the cache key.
+    """
     ds = load_dataset(name, split=split, data_dir=data_dir)
     docs = dict(ds.corpus)
     ds.check_documents(lambda d: d in docs)
@@ -82,18 +88,18 @@ def beir_source(name: str, split: str = "train", *, data_dir: str | None = None,
         qids = qids[:max_queries]
     if not qids:
         raise DataFormatError(f"{ds.source}: split {split!r} has no query with a positive judgement to train on")
-    key = _cache_key(ds.source, split, teachers, depth, keep, dense_model)
+    key = _cache_key(ds.source, split, teachers, depth, keep, dense_model, self_model)
     cache = Path(cache_dir) / f"{ds.name.replace('/', '_')}-{split}-{key}.jsonl" if cache_dir else None
     examples = _read_cache(cache, set(qids)) if cache and cache.exists() else None
     if examples is None:
-        examples = _mine(ds, docs, qids, teachers, depth, keep, dense_model, show_progress)
+        examples = _mine(ds, docs, qids, teachers, depth, keep, dense_model, show_progress, self_encoder)
         if cache:
             _write_cache(cache, examples)
     return Source(f"{ds.name}/{split}", docs, examples, weight)
 
 
 def _mine(ds, docs: dict[str, str], qids: list[str], teacher_names, depth: int, keep: int, dense_model: str,
-          show_progress: bool) -> list[Example]:
+          show_progress: bool, self_encoder=None) -> list[Example]:
     from .teachers import make_teacher
 
     ids = list(docs)
@@ -104,7 +110,7 @@ def _mine(ds, docs: dict[str, str], qids: list[str], teacher_names, depth: int, 
     teachers = []
     for name in teacher_names:
         logger.info("teacher %s: encoding %d documents of %s", name, len(ids), ds.name)
-        t = make_teacher(name, texts, dense_model=dense_model, show_progress=show_progress)
+        t = make_teacher(name, texts, dense_model=dense_model, show_progress=show_progress, self_encoder=self_encoder)
         t.prepare_queries(queries)
         res = t.search(depth)
         for qi, q in enumerate(qids):

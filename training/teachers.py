@@ -2,6 +2,7 @@
 
 * :class:`SparseTeacher` — any lsr encoder (``bm25``, ``splade-tiny``, a trained model directory)
   over lsr's own inverted index: search for mining, exact dot products for scores.
+* ``self`` — the model under training (a :class:`SparseTeacher` over its current weights).
 * :class:`DenseTeacher` — a mean-pooled, normalised sentence embedder (the packaged
   all-MiniLM-L6-v2 by default) searched with faiss (exact inner product, ``IndexFlatIP``).
 
@@ -31,11 +32,11 @@ SPARSE_SPECS = {"bm25": "bm25", "splade": "splade-tiny"}
 
 
 class SparseTeacher:
-    """A sparse lsr encoder over the corpus, searched with lsr's exact engine."""
+    """A sparse lsr encoder (a spec or an encoder object) over the corpus, searched with lsr's exact engine."""
 
-    def __init__(self, name: str, spec: str, texts: Sequence[str], show_progress: bool = True):
+    def __init__(self, name: str, spec, texts: Sequence[str], show_progress: bool = True):
         self.name = name
-        self.encoder = load_encoder(spec)
+        self.encoder = load_encoder(spec) if isinstance(spec, str) else spec
         if self.encoder.needs_fit:
             self.docs = self.encoder.fit_encode_documents(texts, show_progress=show_progress)
         else:
@@ -110,10 +111,16 @@ class DenseTeacher:
 
 
 def make_teacher(name: str, texts: Sequence[str], *, dense_model: str = "all-MiniLM-L6-v2",
-                 show_progress: bool = True):
-    """A teacher by name: ``bm25``, ``splade`` (the packaged splade-tiny) or ``dense`` (``dense_model``)."""
+                 show_progress: bool = True, self_encoder=None):
+    """A teacher by name: ``bm25``, ``splade`` (the packaged splade-tiny), ``dense`` (``dense_model``) or
+    ``self`` (``self_encoder``: the model under training, as it is when mining starts — self-mining, e.g.
+    a second round of training from a first round's model as SPLADE++ does)."""
+    if name == "self":
+        if self_encoder is None:
+            raise ValueError("the 'self' teacher needs the model under training (self_encoder)")
+        return SparseTeacher(name, self_encoder, texts, show_progress=show_progress)
     if name == "dense":
         return DenseTeacher(name, dense_model, texts, show_progress=show_progress)
     if name in SPARSE_SPECS:
         return SparseTeacher(name, SPARSE_SPECS[name], texts, show_progress=show_progress)
-    raise ValueError(f"unknown teacher {name!r}; choose bm25, splade or dense")
+    raise ValueError(f"unknown teacher {name!r}; choose bm25, splade, dense or self")

@@ -112,7 +112,9 @@ class Trainer:
                                        depth=d.negatives.depth, keep=d.negatives.keep,
                                        cache_dir=d.negatives.cache_dir or self.out / "negatives",
                                        dense_model=d.negatives.dense_model, max_queries=d.max_queries,
-                                       weight=s.weight, show_progress=self.show_progress))
+                                       weight=s.weight, show_progress=self.show_progress,
+                                       self_encoder=self._self_teacher() if "self" in d.negatives.teachers else None,
+                                       self_model=self.config.model.backbone))
             elif s.triples:
                 out.append(triples_source(s.triples, weight=s.weight, max_queries=d.max_queries))
             else:
@@ -121,6 +123,13 @@ class Trainer:
             logger.info("source %s: %d queries, %d documents, teachers %s", s.name, len(s.examples), len(s.docs),
                         s.teachers() or "none")
         return out
+
+    def _self_teacher(self):
+        """The model under training as an encoder that mines (inference-free: IDF fitted on the corpus it indexes)."""
+        if getattr(self, "_self_encoder", None) is None:
+            self._self_encoder = self.model.to_encoder(idf=None, batch_size=32)
+            self.model.mlm.train()
+        return self._self_encoder
 
     def _prepare_idf(self) -> None:
         for s in self.sources:

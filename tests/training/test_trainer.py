@@ -292,3 +292,19 @@ def test_batch_marks_in_batch_false_negatives():
         for j in range(8):
             if mask[i, j]:
                 assert j // 2 != i and (b.doc_keys[j] in b.positives[i] or b.doc_keys[j] == b.doc_keys[2 * i])
+
+
+def test_self_mining_with_the_model_under_training(tiny_beir, backbone, tmp_path):
+    cfg = config_from_dict({"output_dir": str(tmp_path / "r"),
+                            "model": {"backbone": backbone, "doc_max_length": 32, "bf16": False},
+                            "data": {"train": [{"dataset": str(tiny_beir), "split": "test"}], "n_negatives": 1,
+                                     "negatives": {"teachers": ["self", "bm25"], "depth": 10, "keep": 2}},
+                            "loss": {"distill": "kl"},
+                            "optim": {"steps": 1, "batch_size": 2, "warmup_steps": 0}}, "test")
+    trainer = Trainer(cfg, show_progress=False)
+    src = trainer.sources[0]
+    assert src.teachers() == ["bm25", "self"]
+    for ex in src.examples:
+        assert set(ex.scores["self"]) == set(ex.positives) | set(ex.negatives)
+    rec = trainer.train_step()
+    assert np.isfinite(rec["loss"]) and "distill" in rec
