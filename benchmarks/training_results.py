@@ -64,8 +64,10 @@ def dense_system(ds, k: int, measures) -> SystemResult:
                         ev.per_query)
 
 
-def model_encoder(path: str):
+def model_encoder(path: str, doc_max_length: int | None = None):
     enc = load_encoder(path)
+    if doc_max_length:
+        enc.doc_max_length = doc_max_length
     if enc.kind == "inference-free" and enc.query_weights_source == "idf":
         enc.use_corpus_idf()
     return enc
@@ -87,6 +89,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="results/training")
     ap.add_argument("--no-baselines", action="store_true", help="only the trained models")
     ap.add_argument("-k", type=int, default=1000)
+    ap.add_argument("--doc-max-length", type=int, default=None,
+                    help="document token limit for every neural encoder (default: each model's own, 256)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     measures = parse_measures(MEASURES)
@@ -103,12 +107,16 @@ def main(argv=None) -> int:
         systems = []
         if not args.no_baselines:
             systems.append(evaluate_dataset(ds, "bm25", name="BM25", k=args.k, measures=measures, show_progress=False))
-            systems.append(evaluate_dataset(ds, load_encoder("inference-free:model=splade-tiny,dtype=bfloat16"),
+            zero_shot = "inference-free:model=splade-tiny,dtype=bfloat16"
+            if args.doc_max_length:
+                zero_shot += f",doc_max_length={args.doc_max_length}"
+            systems.append(evaluate_dataset(ds, load_encoder(zero_shot),
                                             name="splade-tiny inference-free (zero-shot)", k=args.k,
                                             measures=measures, show_progress=False))
             systems.append(dense_system(ds, args.k, measures))
         for label, path in models:
-            r = evaluate_dataset(ds, model_encoder(path), name=label, k=args.k, measures=measures, show_progress=False)
+            r = evaluate_dataset(ds, model_encoder(path, args.doc_max_length), name=label, k=args.k,
+                                 measures=measures, show_progress=False)
             r.settings["model_dir"] = path
             r.settings.update(train_info(path))
             systems.append(r)

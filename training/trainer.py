@@ -384,6 +384,10 @@ class Trainer:
         logger.info("resumed from %s (step %d)", path, self.step)
         return True
 
+    def plot(self) -> None:
+        """Draw ``training.png`` from ``train_log.jsonl`` (also called at the end of :meth:`train`)."""
+        self._plot()
+
     def _plot(self) -> None:
         try:
             import matplotlib
@@ -396,19 +400,29 @@ class Trainer:
         if not recs:
             return
         steps = [r["step"] for r in recs]
+        window = max(1, len(recs) // 50)
+
+        def smooth(values):  # batch-to-batch noise is large: draw a running mean over ~2 % of the run
+            v = np.asarray(values, dtype=np.float64)
+            if window == 1:
+                return v
+            c = np.cumsum(np.insert(np.nan_to_num(v), 0, 0.0))
+            out = (c[window:] - c[:-window]) / window
+            return np.concatenate([v[:window - 1], out])
+
         fig, axes = plt.subplots(1, 3, figsize=(13, 3.5))
-        axes[0].plot(steps, [r["loss"] for r in recs], lw=0.6, label="total")
+        axes[0].plot(steps, smooth([r["loss"] for r in recs]), lw=0.8, label="total")
         if "contrastive" in recs[0]:
-            axes[0].plot(steps, [r.get("contrastive", np.nan) for r in recs], lw=0.6, label="contrastive")
+            axes[0].plot(steps, smooth([r.get("contrastive", np.nan) for r in recs]), lw=0.8, label="contrastive")
         if any("distill" in r for r in recs):
-            axes[0].plot(steps, [r.get("distill", np.nan) for r in recs], lw=0.6, label="distill")
-        axes[0].set_title("loss")
+            axes[0].plot(steps, smooth([r.get("distill", np.nan) for r in recs]), lw=0.8, label="distill")
+        axes[0].set_title(f"loss (running mean of {window})")
         axes[0].legend()
         axes[1].plot(steps, [r["doc_nnz"] for r in recs], lw=0.6, label="doc")
         axes[1].plot(steps, [r["query_nnz"] for r in recs], lw=0.6, label="query")
         axes[1].set_title("non-zeros per vector")
         axes[1].legend()
-        axes[2].plot(steps, [r["flops"] for r in recs], lw=0.6)
+        axes[2].plot(steps, smooth([r["flops"] for r in recs]), lw=0.8)
         axes[2].set_title("FLOPS (batch estimate)")
         for ax in axes:
             ax.set_xlabel("step")
