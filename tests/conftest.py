@@ -71,3 +71,18 @@ def make_csr():
 def make_beir():
     """The :func:`write_beir` helper, as a fixture."""
     return write_beir
+
+
+def vocab_tokenizer(folder: Path, words):
+    """A WordPiece tokenizer whose vocabulary is the special tokens then ``words`` (no download)."""
+    from transformers import BertTokenizerFast
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    return BertTokenizerFast(vocab=str(folder / "vocab.txt"))
+
+
+@pytest.fixture(scope="session")
+def make_tokenizer():
+    """The :func:`vocab_tokenizer` helper, as a fixture."""
+    return vocab_tokenizer

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -294,7 +295,7 @@ def _convert(hint, value, path: str):
         if not isinstance(value, dict):
             raise ConfigError(f"{path}: expected an object, got {type(value).__name__}")
         return {str(k): _convert(args[1], v, f"{path}.{k}") for k, v in value.items()}
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]

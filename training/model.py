@@ -41,10 +41,6 @@ class TokenVectors:
     def __init__(self, values: torch.Tensor, indices: torch.Tensor, lengths: list[int]):
         self.values, self.indices, self.lengths = values, indices, lengths
 
-    def nnz_per_text(self) -> torch.Tensor:
-        counts = (self.values > 0).sum(dim=1)
-        return torch.stack([c.sum() for c in torch.split(counts, self.lengths)]).float()
-
 
 class TrainableSparse(torch.nn.Module):
     """A sparse encoder's trainable forward passes.
@@ -145,8 +141,7 @@ class TrainableSparse(torch.nn.Module):
             if idf is None:
                 raise ValueError("IDF query weights need the training corpus's IDF table")
             w = idf
-        w = w.clone() if w.requires_grad is False else w
-        return w.index_fill(0, self.special, 0.0)
+        return w.index_fill(0, self.special, 0.0)  # a new tensor: the given table is left as it is
 
     def query_token_ids(self, texts: Sequence[str]) -> list[list[int]]:
         enc = self.tokenizer(list(texts), add_special_tokens=False, truncation=True, max_length=self.query_max_length,
@@ -156,19 +151,22 @@ class TrainableSparse(torch.nn.Module):
     def inference_free_queries(self, texts: Sequence[str], idf: Sequence[torch.Tensor | None]) -> torch.Tensor:
         """``[len(texts), |V|]`` query vectors: each distinct token weighted by the table of its data set."""
         ids = self.query_token_ids(texts)
-        out = []
-        tables: dict[int, torch.Tensor] = {}
+        tables: dict[int, torch.Tensor] = {}  # one table per data set, not per query
+        rows, cols, vals = [], [], []
         for i, tokens in enumerate(ids):
+            if not tokens:
+                continue
             key = id(idf[i])
             if key not in tables:
                 tables[key] = self.query_table(idf[i])
-            table = tables[key]
-            q = torch.zeros(self.dim)
-            if tokens:
-                u = torch.unique(torch.as_tensor(tokens, dtype=torch.int64))
-                q = q.index_put((u,), table[u])
-            out.append(q)
-        return torch.stack(out)
+            u = torch.unique(torch.as_tensor(tokens, dtype=torch.int64))
+            rows.append(torch.full_like(u, i))
+            cols.append(u)
+            vals.append(tables[key][u])
+        out = torch.zeros(len(ids), self.dim)
+        if rows:
+            out = out.index_put((torch.cat(rows), torch.cat(cols)), torch.cat(vals))
+        return out
 
     # ---------------------------------------------------------------- export
     def to_encoder(self, idf: np.ndarray | None = None, **options):

@@ -38,19 +38,6 @@ def _logits(h: torch.Tensor, W: torch.Tensor, b: torch.Tensor, low_precision: bo
     return h.float() @ W.float().T + b.float()
 
 
-def _groups(lengths: Sequence[int]):
-    """(first_text, end_text, first_row, n_rows) groups of whole texts with at most CHUNK_ROWS rows."""
-    t, row = 0, 0
-    while t < len(lengths):
-        end, n = t, 0
-        while end < len(lengths) and (n == 0 or n + lengths[end] <= CHUNK_ROWS):
-            n += lengths[end]
-            end += 1
-        yield t, end, row, n
-        row += n
-        t = end
-
-
 class MaxPoolProjection(torch.autograd.Function):
     """``pooled[t, j] = max_{i in text t} (h_i . W_j + b_j)`` with a sparse backward (see module doc)."""
 

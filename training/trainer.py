@@ -294,7 +294,7 @@ class Trainer:
         model_dir = self.save_model(self.out / "model")
         if cfg.eval.dataset and (not self.evaluations or self.evaluations[-1]["step"] != self.step):
             self.evaluate()
-        self._plot()
+        plot_training_log(self.out)
         summary = {"steps": self.step, "train_seconds": round(self.elapsed, 1), "evaluations": self.evaluations,
                    "model_dir": str(model_dir), "config": cfg.to_dict()}
         from eval.atomic import atomic_file
@@ -384,51 +384,51 @@ class Trainer:
         logger.info("resumed from %s (step %d)", path, self.step)
         return True
 
-    def plot(self) -> None:
-        """Draw ``training.png`` from ``train_log.jsonl`` (also called at the end of :meth:`train`)."""
-        self._plot()
 
-    def _plot(self) -> None:
-        try:
-            import matplotlib
+def plot_training_log(folder) -> Path | None:
+    """Draw ``training.png`` from a run folder's ``train_log.jsonl`` (matplotlib; None without it)."""
+    folder = Path(folder)
+    try:
+        import matplotlib
 
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError:
-            return
-        recs = [json.loads(line) for line in open(self.out / "train_log.jsonl", encoding="utf-8") if line.strip()]
-        if not recs:
-            return
-        steps = [r["step"] for r in recs]
-        window = max(1, len(recs) // 50)
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    recs = [json.loads(line) for line in open(folder / "train_log.jsonl", encoding="utf-8") if line.strip()]
+    if not recs:
+        return None
+    steps = [r["step"] for r in recs]
+    window = max(1, len(recs) // 50)
 
-        def smooth(values):  # batch-to-batch noise is large: draw a running mean over ~2 % of the run
-            v = np.asarray(values, dtype=np.float64)
-            if window == 1:
-                return v
-            c = np.cumsum(np.insert(np.nan_to_num(v), 0, 0.0))
-            out = (c[window:] - c[:-window]) / window
-            return np.concatenate([v[:window - 1], out])
+    def smooth(values):  # batch-to-batch noise is large: draw a running mean over ~2 % of the run
+        v = np.asarray(values, dtype=np.float64)
+        if window == 1:
+            return v
+        c = np.cumsum(np.insert(np.nan_to_num(v), 0, 0.0))
+        out = (c[window:] - c[:-window]) / window
+        return np.concatenate([v[:window - 1], out])
 
-        fig, axes = plt.subplots(1, 3, figsize=(13, 3.5))
-        axes[0].plot(steps, smooth([r["loss"] for r in recs]), lw=0.8, label="total")
-        if "contrastive" in recs[0]:
-            axes[0].plot(steps, smooth([r.get("contrastive", np.nan) for r in recs]), lw=0.8, label="contrastive")
-        if any("distill" in r for r in recs):
-            axes[0].plot(steps, smooth([r.get("distill", np.nan) for r in recs]), lw=0.8, label="distill")
-        axes[0].set_title(f"loss (running mean of {window})")
-        axes[0].legend()
-        axes[1].plot(steps, [r["doc_nnz"] for r in recs], lw=0.6, label="doc")
-        axes[1].plot(steps, [r["query_nnz"] for r in recs], lw=0.6, label="query")
-        axes[1].set_title("non-zeros per vector")
-        axes[1].legend()
-        axes[2].plot(steps, smooth([r["flops"] for r in recs]), lw=0.8)
-        axes[2].set_title("FLOPS (batch estimate)")
-        for ax in axes:
-            ax.set_xlabel("step")
-        fig.tight_layout()
-        fig.savefig(self.out / "training.png", dpi=110)
-        plt.close(fig)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.5))
+    axes[0].plot(steps, smooth([r["loss"] for r in recs]), lw=0.8, label="total")
+    if "contrastive" in recs[0]:
+        axes[0].plot(steps, smooth([r.get("contrastive", np.nan) for r in recs]), lw=0.8, label="contrastive")
+    if any("distill" in r for r in recs):
+        axes[0].plot(steps, smooth([r.get("distill", np.nan) for r in recs]), lw=0.8, label="distill")
+    axes[0].set_title(f"loss (running mean of {window})")
+    axes[0].legend()
+    axes[1].plot(steps, [r["doc_nnz"] for r in recs], lw=0.6, label="doc")
+    axes[1].plot(steps, [r["query_nnz"] for r in recs], lw=0.6, label="query")
+    axes[1].set_title("non-zeros per vector")
+    axes[1].legend()
+    axes[2].plot(steps, smooth([r["flops"] for r in recs]), lw=0.8)
+    axes[2].set_title("FLOPS (batch estimate)")
+    for ax in axes:
+        ax.set_xlabel("step")
+    fig.tight_layout()
+    fig.savefig(folder / "training.png", dpi=110)
+    plt.close(fig)
+    return folder / "training.png"
 
 
 def train(config: TrainConfig, **options) -> TrainResult:

@@ -19,14 +19,9 @@ WORDS = ("the cat sat on mat dog dogs bark insulin resistance muscle cells cause
 
 
 @pytest.fixture(scope="module")
-def tokenizer(tmp_path_factory):
-    from transformers import BertTokenizerFast
-
-    d = tmp_path_factory.mktemp("tok")
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS
-    (d / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    tok = BertTokenizerFast(vocab=str(d / "vocab.txt"))
-    assert len(tok) == len(vocab) and tok("the cat")["input_ids"] == [2, 5, 6, 3]
+def tokenizer(tmp_path_factory, make_tokenizer):
+    tok = make_tokenizer(tmp_path_factory.mktemp("tok"), WORDS)
+    assert len(tok) == 5 + len(WORDS) and tok("the cat")["input_ids"] == [2, 5, 6, 3]
     return tok
 
 

@@ -28,13 +28,9 @@ TRIPLES = [
 
 
 @pytest.fixture(scope="module")
-def backbone(tmp_path_factory):
-    from transformers import BertTokenizerFast
-
+def backbone(tmp_path_factory, make_tokenizer):
     d = tmp_path_factory.mktemp("backbone")
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS
-    (d / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    tok = BertTokenizerFast(vocab=str(d / "vocab.txt"))
+    tok = make_tokenizer(d, WORDS)
     random_mlm(vocab_size=len(tok), hidden=16, layers=1, heads=2, seed=1).save_pretrained(d)
     tok.save_pretrained(d)
     return str(d)
