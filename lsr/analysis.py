@@ -81,6 +81,9 @@ class EnglishAnalyzer:
             import Stemmer  # PyStemmer
 
             self._stem = Stemmer.Stemmer(stemmer).stemWords
+        # Lucene's PorterStemmer leaves words of one or two letters alone (Snowball's Porter would turn
+        # "s" into "" and "us" into "u"); other stemmers see every word.
+        self._min_stem_length = 3 if stemmer == "porter" else 1
 
     def config(self) -> dict:
         return {"stemmer": self.stemmer_name, "stopwords": self.stopwords_name, "lowercase": self.lowercase}
@@ -100,7 +103,9 @@ class EnglishAnalyzer:
                 continue
             out.append(t)
         if self._stem is not None and out:
-            out = self._stem(out)
+            long = [i for i, t in enumerate(out) if len(t) >= self._min_stem_length]
+            for i, stem in zip(long, self._stem([out[i] for i in long])):
+                out[i] = stem
         return out
 
     def __repr__(self) -> str:
