@@ -3,7 +3,7 @@
 Same model, same texts, same batch size, in one run. The plain baseline is what most code does:
 AutoModelForMaskedLM over padded batches, full ``[batch, length, vocabulary]`` logits,
 ``log(1 + ReLU)``, mask, max over positions. lsr projects only non-padding tokens, max-pools raw
-logits, sorts texts by length, and optionally runs bf16 autocast.
+logits, sorts texts by length, and optionally runs bf16 autocast or int8 dynamic quantization.
 
     LSR_DATA=../shared/datasets .venv/bin/python benchmarks/encode.py --model splade-tiny --docs 512
 """
@@ -62,7 +62,7 @@ def main() -> int:
     import scipy.sparse as sp
 
     plain_csr = sp.csr_array(plain)
-    for dtype in ("float32", "bfloat16"):
+    for dtype in ("float32", "bfloat16", "int8"):
         enc = SpladeEncoder(model, tokenizer, doc_max_length=args.max_length, batch_size=args.batch_size, dtype=dtype)
         t0 = time.perf_counter()
         vecs = enc.encode_documents(texts)
@@ -72,7 +72,7 @@ def main() -> int:
     lines = [f"### {args.model}, {len(texts)} {args.dataset} documents, batch {args.batch_size}, "
              f"{args.max_length} tokens, {args.threads} threads", "",
              "| encoder | docs/s | × plain | top-64 agreement with plain |", "|---|---|---|---|"]
-    for name in ("plain transformers fp32", "lsr float32", "lsr bfloat16"):
+    for name in ("plain transformers fp32", "lsr float32", "lsr bfloat16", "lsr int8"):
         agree = rows.get(f"{name} agreement")
         lines.append(f"| {name} | {len(texts) / rows[name]:.1f} | {base / rows[name]:.2f} | "
                      f"{'–' if agree is None else f'{agree:.3f}'} |")

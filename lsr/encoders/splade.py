@@ -45,7 +45,7 @@ logger = logging.getLogger(__name__)
 
 POOLINGS = ("max", "sum")
 ACTIVATIONS = ("log1p_relu", "log_log")
-DTYPES = ("float32", "bfloat16")
+DTYPES = ("float32", "bfloat16", "int8")
 #: rows of vocabulary logits computed at once (rows x vocabulary x 4 bytes ~ 250 MB for BERT)
 LOGIT_ROWS = 2048
 
@@ -79,7 +79,10 @@ class SpladeEncoder(SparseEncoder):
         top_k: keep only the ``top_k`` heaviest terms per vector (0: all).
         threshold: drop weights below this (0: none).
         batch_size: texts per forward pass (sorted by length to cut padding).
-        dtype: ``"float32"`` or ``"bfloat16"`` (CPU autocast: ~1.7x faster, ~99 % top-term agreement).
+        dtype: ``"float32"``, ``"bfloat16"`` (CPU autocast: ~1.7x faster, ~99 % top-term agreement) or
+            ``"int8"`` (PyTorch dynamic quantization of every linear layer, the vocabulary projection
+            included: int8 weights, activations quantized per batch; encoding uses a quantized copy,
+            the saved weights stay float32; ``torch.ao`` quantization, deprecated upstream for torchao). See ``benchmarks/encode.py`` for speed and agreement.
         threads: torch threads while encoding (default: torch's setting).
     """
 
@@ -113,6 +116,7 @@ class SpladeEncoder(SparseEncoder):
         self.top_k, self.threshold = int(top_k), float(threshold)
         self.batch_size = int(batch_size)
         self.threads = threads
+        self._int8: dict[int, object] = {}  # id(model) -> its dynamically quantized copy
         self._vocab: Vocabulary | None = None
         self._terms: list[str] | None = None
         size = self.model.get_output_embeddings().weight.shape[0]
@@ -170,10 +174,30 @@ class SpladeEncoder(SparseEncoder):
             x = torch.log1p(x)
         return x
 
+    def _runtime_model(self, model):
+        """The model that encodes: ``model`` itself, or its int8 copy when ``dtype="int8"``."""
+        if self.dtype != "int8":
+            return model
+        if id(model) not in self._int8:
+            import copy
+            import warnings
+
+            import torch
+
+            with warnings.catch_warnings():  # torch.ao is deprecated upstream in favour of torchao, still in 2.13
+                warnings.simplefilter("ignore", DeprecationWarning)
+                warnings.simplefilter("ignore", UserWarning)
+                from torch.ao.quantization import quantize_dynamic
+
+                quantized = quantize_dynamic(copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8)
+            self._int8[id(model)] = quantized
+        return self._int8[id(model)]
+
     def _pool_batch(self, model, texts: list[str], max_length: int):
         """Pooled term weights, dense ``[len(texts), dim]`` float32 tensor."""
         import torch
 
+        model = self._runtime_model(model)
         tok = self.tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
         mask = tok["attention_mask"].bool()
         autocast = torch.autocast("cpu", dtype=torch.bfloat16) if self.dtype == "bfloat16" \

@@ -223,3 +223,14 @@ def test_inference_free_fast_query_path_matches_the_tokenizer_wrapper(model, tok
             assert got.indices.dtype == np.int32 and got.indptr.dtype == np.int64 and got.data.dtype == np.float32
     with pytest.raises(TypeError, match="query 0"):
         enc.encode_queries([None])
+
+
+def test_int8_agrees_with_float32_and_keeps_float_weights(model, tokenizer, tmp_path):
+    a = SpladeEncoder(model, tokenizer).encode_documents(TEXTS)
+    enc = SpladeEncoder(model, tokenizer, dtype="int8")
+    b = enc.encode_documents(TEXTS)
+    assert top_term_agreement(a, b, top=10) > 0.7
+    assert enc.model.get_output_embeddings().weight.dtype.is_floating_point  # the quantized copy is separate
+    again = load_encoder(enc.save(tmp_path / "m"))
+    assert again.dtype == "int8"
+    assert (again.encode_documents(TEXTS) != b).nnz == 0
