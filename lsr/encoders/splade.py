@@ -82,7 +82,8 @@ class SpladeEncoder(SparseEncoder):
         dtype: ``"float32"``, ``"bfloat16"`` (CPU autocast: ~1.7x faster, ~99 % top-term agreement) or
             ``"int8"`` (PyTorch dynamic quantization of every linear layer, the vocabulary projection
             included: int8 weights, activations quantized per batch; encoding uses a quantized copy,
-            the saved weights stay float32; ``torch.ao`` quantization, deprecated upstream for torchao). See ``benchmarks/encode.py`` for speed and agreement.
+            the saved weights stay float32; ``torch.ao`` quantization, deprecated upstream for torchao).
+            See ``benchmarks/encode.py`` for speed and agreement.
         threads: torch threads while encoding (default: torch's setting).
     """
 
