@@ -188,20 +188,19 @@ class Retriever:
 
     def _search_late_interaction(self, texts, k: int, **options) -> SearchResults:
         """SLIM: candidates from the index over pooled vectors, re-scored by late interaction."""
-        from .encoders.slim import late_interaction
+        from .encoders.slim import late_interaction_batch
 
         qstore = self.encoder.encode_query_tokens(texts)
         first = self.search_vectors(self.encoder.pool(qstore), max(k, self.encoder.rerank), **options)
+        scores = late_interaction_batch(qstore, self.token_store, first.doc_idx, threads=options.get("threads"))
         out = empty_results(len(texts), k)
         for i in range(len(texts)):
-            cands = first.doc_idx[i][first.doc_idx[i] >= 0]
-            if cands.size == 0:
-                continue
-            scores = late_interaction(qstore, i, self.token_store, cands)
-            order = np.lexsort((cands, -scores))[:k]
-            keep = order[scores[order] > 0]
+            cands = first.doc_idx[i]
+            found = cands >= 0
+            order = np.lexsort((cands, -scores[i], ~found))[:k]  # best score first, ties by document index
+            keep = order[found[order] & (scores[i][order] > 0)]
             out.doc_idx[i, :keep.size] = cands[keep]
-            out.scores[i, :keep.size] = scores[keep]
+            out.scores[i, :keep.size] = scores[i][keep]
         return out
 
     def search_run(self, queries: dict[str, str], k: int = 1000, **options) -> dict[str, dict[str, float]]:

@@ -28,6 +28,7 @@ from typing import NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
+from index.late import late_interaction_scores
 from index.sparse import as_csr
 from index.storage import atomic_dir
 
@@ -82,17 +83,19 @@ class TokenStore(NamedTuple):
 
 def late_interaction(query: TokenStore, qi: int, docs: TokenStore, doc_idx: np.ndarray) -> np.ndarray:
     """``sum_i max_j q_i . d_j`` of query ``qi`` against each document in ``doc_idx`` (float32)."""
-    q = query.tokens[query.offsets[qi]:query.offsets[qi + 1]]
-    d, bounds = docs.rows(np.asarray(doc_idx, dtype=np.int64))
-    if q.shape[0] == 0 or d.shape[0] == 0:
-        return np.zeros(len(doc_idx), dtype=np.float32)
-    sims = (q @ d.T).toarray()  # query tokens x candidate tokens
-    out = np.zeros(len(doc_idx), dtype=np.float32)
-    for c in range(len(doc_idx)):
-        lo, hi = bounds[c], bounds[c + 1]
-        if hi > lo:
-            out[c] = sims[:, lo:hi].max(axis=1).clip(min=0).sum()
-    return out
+    return late_interaction_batch(TokenStore(query.offsets[qi:qi + 2] - query.offsets[qi],
+                                             query.tokens[query.offsets[qi]:query.offsets[qi + 1]]),
+                                  docs, np.asarray(doc_idx, dtype=np.int64)[None, :])[0]
+
+
+def late_interaction_batch(queries: TokenStore, docs: TokenStore, candidates: np.ndarray,
+                           threads: int | None = None) -> np.ndarray:
+    """Late-interaction scores ``[n_queries, n_candidates]`` of every query's candidates (``-1``: none).
+
+    Runs :func:`index.late.late_interaction_scores`, a Numba kernel parallel over queries.
+    """
+    return late_interaction_scores(queries.offsets, queries.tokens, docs.offsets, docs.tokens, candidates,
+                                   threads=threads)
 
 
 class SlimEncoder(SpladeEncoder):
