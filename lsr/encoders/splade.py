@@ -439,6 +439,9 @@ class InferenceFreeEncoder(SpladeEncoder):
         backend = getattr(self.tokenizer, "backend_tokenizer", None)
         if backend is None:
             return self._token_ids(texts, self.query_max_length)
+        fast = getattr(backend, "encode_batch_fast", None)  # tokenizers >= 0.20: no character offsets computed
+        if fast is not None:
+            return [e.ids[:self.query_max_length] for e in fast(texts, add_special_tokens=False)]
         if len(texts) == 1:  # one query: skip the batch machinery
             return [backend.encode(texts[0], add_special_tokens=False).ids[:self.query_max_length]]
         return [e.ids[:self.query_max_length] for e in backend.encode_batch(texts, add_special_tokens=False)]
