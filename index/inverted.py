@@ -87,6 +87,7 @@ DEFAULT_SEED_BLOCKS = 16
 
 REQUIRED_ARRAYS = ("term_offsets", "posting_docs", "posting_impacts", "term_max", "bm_offsets", "bm_blocks",
                    "bm_max", "bm_start", "doc_nnz", "docid_bytes", "docid_offsets")
+OPTIONAL_ARRAYS = ("doc_order",)  # present when the documents were reordered
 
 
 class Vocabulary(NamedTuple):
@@ -244,6 +245,7 @@ class InvertedIndex:
         quantization: str | None = None,
         block_size: int = DEFAULT_BLOCK_SIZE,
         block_max: bool | str = "auto",
+        reorder: str | None = None,
     ) -> InvertedIndex:
         """Build an index from document vectors held in memory.
 
@@ -259,6 +261,11 @@ class InvertedIndex:
                 when the blocks are coherent (block entries at most AUTO_MAX_ENTRY_RATIO of the
                 postings, e.g. after document reordering). Without it, the exhaustive engine serves
                 every query and the index is ~40% smaller; block-max and approximate search need it.
+            reorder: ``None`` (keep the given order) or ``"bp"``: recursive graph bisection
+                (:func:`index.reorder.bp_order`) gives documents that share terms neighbouring
+                indices, so blocks become coherent. Internal document indices then follow the new
+                order: ``doc_ids`` (default ids: the original row numbers) and :attr:`doc_order`
+                map them back; ties among equal scores break by the new order.
 
         For corpora that do not fit in memory, use :class:`index.IndexBuilder`.
         """
@@ -267,6 +274,19 @@ class InvertedIndex:
         n_docs, dim = d.shape
         if doc_ids is not None and len(doc_ids) != n_docs:
             raise ValueError(f"{len(doc_ids)} document ids for {n_docs} documents")
+        order, reorder_info = None, None
+        if reorder is not None:
+            if reorder != "bp":
+                raise ValueError(f"reorder must be None or 'bp', got {reorder!r}")
+            from .reorder import bp_order
+
+            r = bp_order(d)
+            order = r.order
+            d = as_csr(d[order], name="documents")
+            ids = list(doc_ids) if doc_ids is not None else [str(i) for i in range(n_docs)]
+            doc_ids = [ids[i] for i in order]
+            reorder_info = {"method": "bp", "seconds": round(r.seconds, 3), "depth": r.depth,
+                            "log2_gap_before": round(r.cost_before, 4), "log2_gap_after": round(r.cost_after, 4)}
         postings = sp.csr_array(d.T)  # dim x n_docs, doc indices ascending within each term
         postings.sort_indices()
         return cls.from_postings(
@@ -275,14 +295,17 @@ class InvertedIndex:
             posting_impacts=postings.data.astype(np.float32, copy=False),
             doc_nnz=np.diff(d.indptr).astype(np.int32),
             doc_ids=doc_ids, vocabulary=vocabulary, encoder=encoder, quantization=quantization,
-            block_size=block_size, block_max=block_max, started=start,
+            block_size=block_size, block_max=block_max, started=start, doc_order=order, reorder_info=reorder_info,
         )
 
     @classmethod
     def from_postings(cls, *, term_offsets, posting_docs, posting_impacts, doc_nnz, doc_ids, vocabulary, encoder,
                       quantization, block_size, block_max: bool | str = "auto", started=None,
-                      scale=None) -> InvertedIndex:
-        """Assemble an index from term-major postings (float32 impacts, or codes with ``scale``)."""
+                      scale=None, doc_order=None, reorder_info=None) -> InvertedIndex:
+        """Assemble an index from term-major postings (float32 impacts, or codes with ``scale``).
+
+        ``doc_order`` (int64 ``[n_docs]``): the original row of each document when reordered.
+        """
         started = time.perf_counter() if started is None else started
         dim = term_offsets.shape[0] - 1
         n_docs = doc_nnz.shape[0]
@@ -337,6 +360,8 @@ class InvertedIndex:
             "docid_bytes": ids.data,
             "docid_offsets": ids.offsets,
         }
+        if doc_order is not None:
+            arrays["doc_order"] = np.asarray(doc_order, dtype=np.int64)
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -353,6 +378,7 @@ class InvertedIndex:
             "encoder": encoder,
             "quantization": None if quantization is None else {"dtype": quantization, "scale": float(scale)},
             "build_seconds": round(time.perf_counter() - started, 6),
+            "reorder": reorder_info,
         }
         logger.info("built an index of %d documents, %d postings, %d block entries in %.2fs",
                     n_docs, manifest["nnz"], manifest["n_block_entries"], manifest["build_seconds"])
@@ -367,6 +393,11 @@ class InvertedIndex:
     def has_block_max(self) -> bool:
         """Whether the block-max metadata was kept (see ``block_max`` in :meth:`build`)."""
         return bool(self.manifest.get("block_max", True))
+
+    @property
+    def doc_order(self) -> np.ndarray | None:
+        """For a reordered index, the original row of every document (int64 ``[n_docs]``); else None."""
+        return self._arrays.get("doc_order")
 
     @property
     def build_seconds(self) -> float:
@@ -613,6 +644,9 @@ class InvertedIndex:
         if missing:
             raise IndexFormatError(f"{path / MANIFEST} lists no array {missing[0]!r}; rebuild the index")
         arrays = {name: load_array(path, entries[name], mmap, verify) for name in REQUIRED_ARRAYS}
+        for name in OPTIONAL_ARRAYS:
+            if name in entries:
+                arrays[name] = load_array(path, entries[name], mmap, verify)
         _check_structure(path, arrays, dim, n_docs, nnz, block_size, full=verify)
         return cls(arrays, manifest, path=path)
 
@@ -640,6 +674,8 @@ def _check_structure(path: Path, a: dict, dim: int, n_docs: int, nnz: int, block
         fail("block-max arrays are inconsistent")
     if block_size < 1:
         fail(f"block_size {block_size} is not positive")
+    if "doc_order" in a and a["doc_order"].shape != (n_docs,):
+        fail("doc_order does not hold the manifest's document count")
     if full:
         if np.any(np.diff(offs) < 0) or np.any(np.diff(a["bm_offsets"]) < 0):
             fail("offsets decrease")
@@ -651,6 +687,8 @@ def _check_structure(path: Path, a: dict, dim: int, n_docs: int, nnz: int, block
             fail("an impact is not finite and positive")
         if int(a["doc_nnz"].sum()) != nnz:
             fail("document lengths do not add up to the posting count")
+        if "doc_order" in a and not np.array_equal(np.sort(a["doc_order"]), np.arange(n_docs)):
+            fail("doc_order is not a permutation of the documents")
         n_blocks = (n_docs + block_size - 1) // block_size
         if nbm and (a["bm_blocks"].min() < 0 or a["bm_blocks"].max() >= n_blocks):
             fail("a block entry refers to a block outside the index")

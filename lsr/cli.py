@@ -36,6 +36,8 @@ def _add_index_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--block-size", type=int, default=64, help="documents per block for block-max pruning (default 64)")
     g.add_argument("--block-max", choices=("auto", "yes", "no"), default="auto",
                    help="keep block-max metadata: auto (only when blocks are coherent), yes, no")
+    g.add_argument("--reorder", choices=("none", "bp"), default="none",
+                   help="reorder documents: bp (recursive graph bisection) makes blocks coherent")
 
 
 def _add_search_options(p: argparse.ArgumentParser) -> None:
@@ -234,7 +236,8 @@ def _quantization(args) -> str | None:
 
 def _index_options(args) -> dict:
     return {"quantization": _quantization(args), "block_size": args.block_size,
-            "block_max": {"auto": "auto", "yes": True, "no": False}[args.block_max]}
+            "block_max": {"auto": "auto", "yes": True, "no": False}[args.block_max],
+            "reorder": None if args.reorder == "none" else args.reorder}
 
 
 def _search_options(args, parser, index=None, encoder=None, tune_texts=None) -> dict:

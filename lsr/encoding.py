@@ -195,9 +195,30 @@ def read_shards(directory: str | os.PathLike) -> Iterator[tuple[list[str], sp.cs
 
 def index_shards(directory: str | os.PathLike, out: str | os.PathLike, *, overwrite: bool = False,
                  **index_options) -> InvertedIndex:
-    """Build an index (with the encoder in ``encoder/``) from a complete encoding, one shard at a time."""
+    """Build an index (with the encoder in ``encoder/``) from a complete encoding, one shard at a time.
+
+    With ``reorder`` (document reordering needs every vector at once) the shards are read into memory
+    and indexed together.
+    """
     directory = Path(directory)
     encoder = load_encoder(directory / ENCODER_DIR)
+    if index_options.get("reorder") is not None:
+        import scipy.sparse as sp
+
+        from index import atomic_dir
+
+        ids, parts = [], []
+        for shard_ids, vectors in read_shards(directory):
+            ids += shard_ids
+            parts.append(vectors)
+        index = InvertedIndex.build(sp.csr_array(sp.vstack(parts, format="csr")), doc_ids=ids,
+                                    vocabulary=encoder.vocabulary, encoder=encoder.describe(), **index_options)
+        with atomic_dir(out, overwrite=overwrite) as tmp:
+            index.write_into(tmp)
+            encoder.save(tmp / "encoder")
+        index.path = Path(out)
+        return index
+    index_options.pop("reorder", None)
     builder = IndexBuilder(out, dim=encoder.vocabulary.size, vocabulary=encoder.vocabulary,
                            encoder=encoder.describe(), overwrite=overwrite, **index_options)
     try:

@@ -103,13 +103,13 @@ class Retriever:
 
     @classmethod
     def build(cls, corpus, encoder: SparseEncoder | str, *, quantization: str | None = None,
-              block_size: int = DEFAULT_BLOCK_SIZE, block_max: bool | str = "auto",
+              block_size: int = DEFAULT_BLOCK_SIZE, block_max: bool | str = "auto", reorder: str | None = None,
               show_progress: bool = True) -> Retriever:
         """Encode ``corpus`` (``(doc_id, text)`` pairs or plain texts) and index it.
 
         Encoders that need corpus statistics (BM25) are fitted on this corpus first.
-        ``quantization`` (``None``, ``"uint8"``, ``"uint16"``), ``block_size`` and ``block_max`` go to
-        the index (see :meth:`index.InvertedIndex.build`).
+        ``quantization`` (``None``, ``"uint8"``, ``"uint16"``), ``block_size``, ``block_max`` and
+        ``reorder`` (``None`` or ``"bp"``) go to the index (see :meth:`index.InvertedIndex.build`).
         """
         if isinstance(encoder, (str, os.PathLike)):
             encoder = load_encoder(encoder)
@@ -129,7 +129,13 @@ class Retriever:
         logger.info("encoded %d documents in %.1fs", texts.n, encode_seconds)
         ids = None if texts.plain else texts.ids
         index = InvertedIndex.build(docs, doc_ids=ids, vocabulary=encoder.vocabulary, encoder=encoder.describe(),
-                                    quantization=quantization, block_size=block_size, block_max=block_max)
+                                    quantization=quantization, block_size=block_size, block_max=block_max,
+                                    reorder=reorder)
+        if token_store is not None and index.doc_order is not None:  # token vectors follow the documents
+            from .encoders.slim import TokenStore
+
+            tokens, bounds = token_store.rows(np.asarray(index.doc_order))
+            token_store = TokenStore(bounds, tokens)
         return cls(index, encoder, doc_encode_seconds=encode_seconds, token_store=token_store)
 
     def encode_queries(self, texts: Sequence[str]):
@@ -354,6 +360,7 @@ def evaluate_dataset(
     quantization: str | None = None,
     block_size: int = DEFAULT_BLOCK_SIZE,
     block_max: bool | str = "auto",
+    reorder: str | None = None,
     threads: int | None = None,
 ) -> SystemResult:
     """Index ``dataset``'s corpus with ``encoder``, search its queries, score and time everything.
@@ -370,7 +377,7 @@ def evaluate_dataset(
             directory only to measure its size).
         show_progress: progress bars on encoding.
         engine, approx, threads: search options (see :meth:`index.InvertedIndex.search`).
-        quantization, block_size, block_max: index options (see :meth:`index.InvertedIndex.build`).
+        quantization, block_size, block_max, reorder: index options (see :meth:`index.InvertedIndex.build`).
 
     Returns:
         :class:`eval.SystemResult` (effectiveness, per-query values, efficiency, settings).
@@ -383,7 +390,7 @@ def evaluate_dataset(
     corpus = dataset.corpus  # raises MissingCorpusError for queries/qrels-only sets
 
     retriever = Retriever.build(corpus, encoder, quantization=quantization, block_size=block_size,
-                                block_max=block_max, show_progress=show_progress)
+                                block_max=block_max, reorder=reorder, show_progress=show_progress)
     idx = retriever.index
     dataset.check_documents(lambda d: idx.doc_ids.position(d) is not None)
 
@@ -426,6 +433,7 @@ def evaluate_dataset(
     settings = {"encoder": encoder.describe(), "k": k, "engine": engine,
                 "approx": approx._asdict() if approx is not None else None,
                 "index": {"quantization": quantization, "block_size": block_size, "block_max": idx.has_block_max,
+                          "reorder": idx.manifest.get("reorder"),
                           "block_entry_ratio": idx.manifest.get("block_entry_ratio")},
                 "threads": threads or numba.get_num_threads()}
     logger.info("%s: %s", name, ", ".join(f"{m} {v:.4f}" for m, v in evaluation.aggregate.items()))

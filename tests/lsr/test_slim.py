@@ -68,3 +68,17 @@ def test_search_equals_brute_force_late_interaction(enc, tmp_path):
     path = r.save(tmp_path / "idx")
     again = Retriever.load(path)
     np.testing.assert_array_equal(again.search(queries, k=3).doc_idx, res.doc_idx)
+
+
+def test_reordered_index_keeps_token_vectors_with_their_documents(enc):
+    rng = np.random.default_rng(1)
+    texts = [" ".join(rng.choice(WORDS, 6)) for _ in range(48)]  # more than BP's leaf size
+    corpus = list(zip([f"d{i}" for i in range(len(texts))], texts))
+    queries = ["cat on mat", "muscle insulin", "river fish bank"]
+    plain = build_index(corpus, enc, show_progress=False)
+    bp = Retriever.build(corpus, enc, reorder="bp", show_progress=False)
+    assert not np.array_equal(bp.index.doc_order, np.arange(len(texts)))
+    a = plain.search_run(dict(zip("abc", queries)), k=3)
+    b = bp.search_run(dict(zip("abc", queries)), k=3)
+    for q in a:
+        assert set(a[q]) == set(b[q]) and all(a[q][d] == pytest.approx(b[q][d], rel=1e-5) for d in a[q])
