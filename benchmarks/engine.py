@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,8 +31,8 @@ sys.path.insert(0, str(HERE))
 import synthetic  # noqa: E402
 
 LSR_SYSTEMS = ["scipy", "lsr-exact", "lsr-taat", "lsr-blockmax", "lsr-approx-95", "lsr-approx-99"]
+BP_SYSTEMS = ["lsr-exact+bp", "lsr-blockmax+bp", "lsr-approx-95+bp"]  # the same over a BP-reordered index
 ANCHORS = ["seismic", "bmp", "pisa"]
-KINDS = ("splade", "inffree")
 
 
 def save_csr(path: Path, m) -> None:
@@ -62,9 +63,9 @@ def recall(found: np.ndarray, exact: np.ndarray) -> float:
     return total / max(n, 1)
 
 
-def table(n_docs: int, rows: list[dict], threads) -> str:
+def table(title: str, rows: list[dict], threads, kinds) -> str:
     base = {r["system"]: r for r in rows if "error" not in r}
-    lines = [f"### {n_docs:,} documents", ""]
+    lines = [f"### {title}", ""]
     head = ["system", "query kind"] + [f"ms/q {t}t" for t in threads] + \
         ["recall@10", "× scipy (1t)", "× seismic (1t)", "× bmp (1t)", "build s", "index MB", "peak MB"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -72,7 +73,7 @@ def table(n_docs: int, rows: list[dict], threads) -> str:
         if "error" in r:
             lines.append(f"| {r['system']} | – | failed: {r['error'][:80]} |" + " |" * (len(head) - 3))
             continue
-        for kind in KINDS:
+        for kind in kinds:
             ms = [r.get(f"{kind}_ms_t{t}") for t in threads]
             if ms[0] is None:
                 continue
@@ -89,14 +90,55 @@ def table(n_docs: int, rows: list[dict], threads) -> str:
     return "\n".join(lines)
 
 
+def run_suite(data: Path, label: str, title: str, stats: dict, args) -> None:
+    """Every system on the vectors in ``data`` (docs.npz + one .npz per query kind); writes engine-<label>.json."""
+    kinds = sorted(p.stem for p in data.glob("*.npz") if p.stem != "docs")
+    have_anchors = Path(args.anchors_python).exists()
+    rows = []
+    order = ["lsr-exact"] + [s for s in args.systems if s != "lsr-exact"]
+    for system in order:
+        python = sys.executable
+        if system in ANCHORS:
+            if not have_anchors:
+                rows.append({"system": system, "error": "anchors not installed (benchmarks/setup_anchors.sh)"})
+                continue
+            python = args.anchors_python
+        print(f"  running {system} ...", file=sys.stderr)
+        r = run_worker(python, system, data, args)
+        for kind in kinds:
+            f = data / f"{system}.{kind}.npy"
+            if f.exists() and (data / f"lsr-exact.{kind}.npy").exists():
+                exact = np.load(data / f"lsr-exact.{kind}.npy")
+                found = np.load(f)
+                r[f"{kind}_recall"] = recall(found, exact[: found.shape[0]])
+        rows.append(r)
+        print(f"    {json.dumps(r)[:400]}", file=sys.stderr)
+    result = {"title": title, "kinds": kinds, "stats": stats, "rows": rows, "threads": args.threads,
+              "machine": platform.platform(), "python": platform.python_version(),
+              "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    (args.out / f"engine-{label}.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(table(title, rows, args.threads, kinds))
+
+
+def vector_stats(docs, queries: dict) -> dict:
+    stats = {"n_docs": docs.shape[0], "nnz_per_doc": docs.nnz / docs.shape[0]}
+    for kind, q in queries.items():
+        stats[f"{kind}_q_nnz"] = float(np.diff(q.indptr).mean())
+        stats[f"flops_{kind}"] = synthetic.flops(docs, q)
+    return stats
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--docs", type=int, nargs="+", default=[100_000])
+    ap.add_argument("--vectors", type=Path, nargs="+", default=[],
+                    help="folders written by benchmarks/real_vectors.py (real vectors instead of synthetic ones)")
     ap.add_argument("--queries", type=int, default=500)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--scipy-queries", type=int, default=50)
-    ap.add_argument("--systems", nargs="+", default=LSR_SYSTEMS + ANCHORS)
+    ap.add_argument("--systems", nargs="+", default=LSR_SYSTEMS + ANCHORS,
+                    help=f"systems to run; also {', '.join(BP_SYSTEMS)}")
     ap.add_argument("--anchors-python", default=str(HERE / ".venv-anchors" / "bin" / "python"))
     ap.add_argument("--timeout", type=int, default=3600)
     ap.add_argument("--out", type=Path, default=Path("results/engine"))
@@ -106,7 +148,16 @@ def main() -> int:
         write_markdown(args.out)
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
-    have_anchors = Path(args.anchors_python).exists()
+    if args.vectors:
+        for folder in args.vectors:
+            meta = json.loads((folder / "vectors.json").read_text())
+            with tempfile.TemporaryDirectory(prefix="lsr-engine-bench-") as tmp:
+                data = Path(tmp)
+                for f in folder.glob("*.npz"):
+                    shutil.copy(f, data / f.name)
+                run_suite(data, meta["label"], meta["title"], meta["stats"], args)
+        write_markdown(args.out)
+        return 0
     for n in args.docs:
         with tempfile.TemporaryDirectory(prefix="lsr-engine-bench-") as tmp:
             data = Path(tmp)
@@ -116,46 +167,26 @@ def main() -> int:
             save_csr(data / "docs.npz", docs)
             save_csr(data / "splade.npz", splade_q)
             save_csr(data / "inffree.npz", inffree_q)
-            stats = {"n_docs": n, "nnz_per_doc": docs.nnz / n,
-                     "splade_q_nnz": float(np.diff(splade_q.indptr).mean()),
-                     "inffree_q_nnz": float(np.diff(inffree_q.indptr).mean()),
-                     "flops_splade": synthetic.flops(docs, splade_q), "flops_inffree": synthetic.flops(docs, inffree_q),
-                     "generate_s": gen_s}
+            stats = {**vector_stats(docs, {"splade": splade_q, "inffree": inffree_q}), "generate_s": gen_s}
             print(f"{n:,} docs generated in {gen_s:.0f}s: {stats}", file=sys.stderr)
-            rows = []
-            order = ["lsr-exact"] + [s for s in args.systems if s != "lsr-exact"]
-            for system in order:
-                python = sys.executable
-                if system in ANCHORS:
-                    if not have_anchors:
-                        rows.append({"system": system, "error": "anchors not installed (benchmarks/setup_anchors.sh)"})
-                        continue
-                    python = args.anchors_python
-                print(f"  running {system} ...", file=sys.stderr)
-                r = run_worker(python, system, data, args)
-                for kind in KINDS:
-                    f = data / f"{system}.{kind}.npy"
-                    if f.exists() and (data / f"lsr-exact.{kind}.npy").exists():
-                        exact = np.load(data / f"lsr-exact.{kind}.npy")
-                        found = np.load(f)
-                        r[f"{kind}_recall"] = recall(found, exact[: found.shape[0]])
-                rows.append(r)
-                print(f"    {json.dumps(r)[:400]}", file=sys.stderr)
-        result = {"stats": stats, "rows": rows, "threads": args.threads, "machine": platform.platform(),
-                  "python": platform.python_version(), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        (args.out / f"engine-{n}.json").write_text(json.dumps(result, indent=2) + "\n")
-        print(table(n, rows, args.threads))
+            run_suite(data, str(n), f"{n:,} documents", stats, args)
     write_markdown(args.out)
     return 0
 
 
 def write_markdown(out: Path) -> None:
-    """engine.md: one table per engine-<n>.json in ``out`` (every size measured so far), smallest first."""
+    """engine.md: one table per engine-<label>.json in ``out``: synthetic sizes, smallest first, then real vectors."""
+    def key(p: Path):
+        label = p.stem.split("-", 1)[1]
+        return (0, int(label), "") if label.isdigit() else (1, 0, label)
+
     parts = []
-    for path in sorted(out.glob("engine-*.json"), key=lambda p: int(p.stem.split("-")[1])):
+    for path in sorted(out.glob("engine-*.json"), key=key):
         result = json.loads(path.read_text())
         stats = result["stats"]
-        parts.append(table(stats["n_docs"], result["rows"], result["threads"]) + "\n\nvectors: " + ", ".join(
+        title = result.get("title") or f"{stats['n_docs']:,} documents"
+        kinds = result.get("kinds") or ["splade", "inffree"]
+        parts.append(table(title, result["rows"], result["threads"], kinds) + "\n\nvectors: " + ", ".join(
             f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in stats.items())
             + f"\n\nmeasured {result['created']} on {result['machine']}")
     (out / "engine.md").write_text("\n\n".join(parts) + "\n")

@@ -23,7 +23,11 @@ import numpy as np
 import scipy.sparse as sp
 
 K = 10
-KINDS = ("splade", "inffree")
+
+
+def query_kinds(data: Path) -> list[str]:
+    """Every ``<kind>.npz`` next to ``docs.npz`` is a query set (splade, inffree, bm25...)."""
+    return sorted(p.stem for p in data.glob("*.npz") if p.stem != "docs")
 
 
 def load(data: Path):
@@ -31,7 +35,7 @@ def load(data: Path):
         z = np.load(data / f"{name}.npz")
         return sp.csr_array((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
 
-    return csr("docs"), {kind: csr(kind) for kind in KINDS}
+    return csr("docs"), {kind: csr(kind) for kind in query_kinds(data)}
 
 
 def median_time(fn, repeats: int) -> float:
@@ -75,18 +79,29 @@ def run_lsr(args, docs, queries, out: dict) -> None:
     t0 = time.perf_counter()
     # the exact systems use the default build (block-max metadata only where blocks are coherent);
     # block-max and approximate search need the metadata, so they keep it
-    block_max = "auto" if args.system in ("lsr-exact", "lsr-taat") else True
-    idx = InvertedIndex.build(docs, quantization="uint8", block_size=args.block_size, block_max=block_max)
+    system, _, variant = args.system.partition("+")  # "lsr-blockmax+bp": the same system over a BP-reordered index
+    reorder = "bp" if variant == "bp" else None
+    block_max = "auto" if system in ("lsr-exact", "lsr-taat") else True
+    idx = InvertedIndex.build(docs, quantization="uint8", block_size=args.block_size, block_max=block_max,
+                              reorder=reorder)
     out["build_s"] = time.perf_counter() - t0
     idx.save(tmp / "idx")
     out["index_bytes"] = dir_bytes(tmp / "idx")
     out["csr_bytes"] = int(docs.data.nbytes + docs.indices.nbytes + docs.indptr.nbytes)
     idx = InvertedIndex.load(tmp / "idx")
-    idx.search(queries["splade"][:4], k=K, engine="taat")  # compile outside the clock
+    warm = next(iter(queries.values()))[:4]
+    idx.search(warm, k=K, engine="taat")  # compile outside the clock
     if idx.has_block_max:
-        idx.search(queries["splade"][:4], k=K, engine="blockmax")
-        idx.search(queries["splade"][:4], k=K, approx=Approx(max_blocks=8))
-    system = args.system
+        idx.search(warm, k=K, engine="blockmax")
+        idx.search(warm, k=K, approx=Approx(max_blocks=8))
+    order = idx.doc_order
+
+    def original(doc_idx):  # results of a reordered index, in the documents' original rows
+        return doc_idx if order is None else np.where(doc_idx >= 0, np.asarray(order)[np.maximum(doc_idx, 0)], -1)
+
+    if reorder:
+        out["reorder"] = idx.manifest["reorder"]
+    out["block_entry_ratio"] = idx.manifest["block_entry_ratio"]
     for kind, q in queries.items():
         nq = q.shape[0]
         if system in ("lsr-exact", "lsr-taat", "lsr-blockmax"):
@@ -96,7 +111,7 @@ def run_lsr(args, docs, queries, out: dict) -> None:
                 with numba_threads(t):
                     out[f"{kind}_ms_t{t}"] = 1e3 * median_time(lambda: idx.search(q, k=K, engine=engine),
                                                                args.repeats) / nq
-            np.save(args.data / f"{system}.{kind}.npy", res.doc_idx)
+            np.save(args.data / f"{args.system}.{kind}.npy", original(res.doc_idx))
         else:  # lsr-approx-<recall>
             target = float(system.rsplit("-", 1)[1]) / 100
             half = nq // 2
@@ -112,7 +127,7 @@ def run_lsr(args, docs, queries, out: dict) -> None:
                 with numba_threads(t):
                     out[f"{kind}_ms_t{t}"] = 1e3 * median_time(
                         lambda: idx.search(q, k=K, approx=tuned.approx), args.repeats) / nq
-            np.save(args.data / f"{system}.{kind}.npy", res.doc_idx)
+            np.save(args.data / f"{args.system}.{kind}.npy", original(res.doc_idx))
     shutil.rmtree(tmp, ignore_errors=True)
 
 
