@@ -22,6 +22,13 @@ def ranked(docs: dict[str, float]) -> list[tuple[str, float]]:
     return sorted(docs.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
+def _score_text(score: float) -> str:
+    """Six decimals, or as many digits as it takes to tell the score from its float32 neighbours
+    (a run's tie-breaking steps, see ``index.SearchResults.to_run``, must survive the file)."""
+    text = f"{score:.6f}"
+    return text if float(text) == score else f"{score:.9g}"
+
+
 def write_trec_run(run: Run, path: str | os.PathLike, name: str = "lsr") -> Path:
     """Write ``run`` as a TREC run file (via a temporary file, then rename)."""
     path = Path(path)
@@ -30,7 +37,7 @@ def write_trec_run(run: Run, path: str | os.PathLike, name: str = "lsr") -> Path
     with atomic_file(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for qid in sorted(run):
             for rank, (did, score) in enumerate(ranked(run[qid]), start=1):
-                f.write(f"{qid} Q0 {did} {rank} {score:.6f} {name}\n")
+                f.write(f"{qid} Q0 {did} {rank} {_score_text(score)} {name}\n")
     return path
 
 

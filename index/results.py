@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
+import numba as nb
 import numpy as np
 
 #: Filler for result slots past the last matching document (fewer than k matches).
@@ -40,6 +41,12 @@ class SearchResults(NamedTuple):
     def to_run(self, query_ids: Sequence[str], doc_ids: Sequence[str]) -> dict[str, dict[str, float]]:
         """Convert to a run ``{query_id: {doc_id: score}}`` as ir_measures and pytrec_eval take it.
 
+        Evaluators re-sort a run by score and break ties by document id (trec_eval's rule), which
+        would replace the engine's ranking of equal scores by an alphabetical one. So that the run
+        keeps the ranking the engine returned, a score equal to the one ranked above it is lowered by
+        one float32 step (``numpy.nextafter``) per tied position, as Anserini does; differences
+        stay below 1e-6 relative.
+
         Args:
             query_ids: the id of each query row, in order (length ``n_queries``).
             doc_ids: maps an internal document index to its id (e.g. ``InvertedIndex.doc_ids``).
@@ -49,12 +56,30 @@ class SearchResults(NamedTuple):
                 f"to_run: {len(query_ids)} query ids for {self.doc_idx.shape[0]} result rows"
             )
         run: dict[str, dict[str, float]] = {}
-        for qid, idx_row, score_row in zip(query_ids, self.doc_idx, self.scores):
+        scores = strictly_decreasing(self.scores, self.doc_idx != NO_DOC)
+        for qid, idx_row, score_row in zip(query_ids, self.doc_idx, scores):
             hits = idx_row != NO_DOC
             run[str(qid)] = {
                 doc_ids[int(d)]: float(s) for d, s in zip(idx_row[hits], score_row[hits])
             }
         return run
+
+
+@nb.njit(cache=True)
+def _nudge_ties(scores, valid):
+    down = np.float32(-np.inf)
+    for i in range(scores.shape[0]):
+        for j in range(1, scores.shape[1]):
+            if valid[i, j] and valid[i, j - 1] and scores[i, j] >= scores[i, j - 1]:
+                scores[i, j] = np.nextafter(scores[i, j - 1], down)
+
+
+def strictly_decreasing(scores: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """A float32 copy of ranked ``scores`` in which each tie is lowered one float32 step below its predecessor."""
+    out = np.array(scores, dtype=np.float32, copy=True)
+    if out.size and out.shape[1] > 1:
+        _nudge_ties(out, np.ascontiguousarray(valid))
+    return out
 
 
 def empty_results(n_queries: int, k: int) -> SearchResults:
