@@ -118,8 +118,13 @@ class BM25Encoder(SparseEncoder):
     @property
     def vocabulary(self) -> Vocabulary:
         self._require_fit()
-        h = hashlib.sha1("\n".join(self._terms).encode("utf-8")).hexdigest()[:12]
-        return Vocabulary(f"bm25/{self.analyzer.stemmer_name}/{h}", len(self._terms))
+        key = (id(self._terms), len(self._terms))  # hashing every term costs ms: once per fitted vocabulary
+        cached = getattr(self, "_vocabulary_cache", None)
+        if cached is None or cached[0] != key:
+            h = hashlib.sha1("\n".join(self._terms).encode("utf-8")).hexdigest()[:12]
+            cached = self._vocabulary_cache = (key, Vocabulary(f"bm25/{self.analyzer.stemmer_name}/{h}",
+                                                               len(self._terms)))
+        return cached[1]
 
     def terms(self) -> Sequence[str]:
         return self._terms
@@ -192,6 +197,7 @@ class BM25Encoder(SparseEncoder):
     def fit(self, texts: Iterable[str], *, show_progress: bool = False) -> BM25Encoder:
         """Learn the vocabulary, document frequencies and mean length from a corpus."""
         self._terms, self._term_ids = [], {}
+        self._vocabulary_cache = None
         tf, lengths, _ = self._count(texts, grow=True, show_progress=show_progress, desc="bm25 fit")
         self._set_statistics(tf, lengths)
         return self
@@ -199,6 +205,7 @@ class BM25Encoder(SparseEncoder):
     def fit_encode_documents(self, texts: Sequence[str], *, show_progress: bool = False) -> sp.csr_array:
         """Fit and encode in one analysis pass over ``texts``."""
         self._terms, self._term_ids = [], {}
+        self._vocabulary_cache = None
         tf, lengths, _ = self._count(texts, grow=True, show_progress=show_progress, desc="bm25 index")
         self._set_statistics(tf, lengths)
         return self._weigh(tf, lengths)
