@@ -154,6 +154,8 @@ def run_seismic(args, docs, queries, out: dict) -> None:
     import seismic
 
     n = docs.shape[0]
+    if docs.shape[1] > 65535:  # pyseismic-lsr's default build stores term ids ("components") as u16
+        raise SystemExit(f"Seismic (pyseismic-lsr) takes term ids below 65,536; this vocabulary has {docs.shape[1]:,}")
     t0 = time.perf_counter()
     ds = seismic.SeismicDataset(docs.shape[1])
     ds.add_documents_by_id([str(i) for i in range(n)], docs.indices.astype(np.int64), docs.data.astype(np.float32),

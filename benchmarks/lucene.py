@@ -51,7 +51,7 @@ def run_one(dataset: str, encoder: str, k: int = 10, threads: int = 1) -> dict:
     measures = ["nDCG@10", "R@100"]
     e_lsr = evaluate(exact.to_run(qids, ids), ds.qrels, measures).aggregate
     e_luc = evaluate(via_lucene.to_run(qids, ids), ds.qrels, measures).aggregate
-    overlap = np.mean([len(set(a[:10]) & set(b[:10])) / max(1, min(10, (a >= 0).sum()))
+    overlap = np.mean([len(set(a[:10][a[:10] >= 0]) & set(b[:10][b[:10] >= 0])) / max(1, int((a[:10] >= 0).sum()))
                        for a, b in zip(exact.doc_idx, via_lucene.doc_idx)])
     lsr_ms = _time_per_query(lambda x: r.search_vectors(x, k=k, threads=1), q, repeats=3)
     _time_per_query(lambda x: r.search_vectors(x, k=k, engine="lucene"), q)  # warm-up for the JIT
