@@ -396,16 +396,11 @@ def cmd_export(args, parser) -> int:
         if args.queries:
             parser.error("--queries needs --index (the encoder that made it)")
         from .encoders import load_encoder
-        from .encoding import ENCODER_DIR, read_shards
+        from .encoding import ENCODER_DIR, read_all_shards
 
         terms = load_encoder(Path(args.shards) / ENCODER_DIR).terms()
-        ids, parts = [], []
-        for shard_ids, vectors in read_shards(args.shards):
-            ids += shard_ids
-            parts.append(vectors)
-        import scipy.sparse as sp
-
-        write_anserini_vectors(args.out, ids, sp.csr_array(sp.vstack(parts, format="csr")), terms, scale=args.scale)
+        ids, vectors = read_all_shards(args.shards)
+        write_anserini_vectors(args.out, ids, vectors, terms, scale=args.scale)
         print(f"wrote {len(ids)} document vectors to {args.out}")
         return EXIT_OK
     from .pipeline import Retriever

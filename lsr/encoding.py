@@ -193,6 +193,15 @@ def read_shards(directory: str | os.PathLike) -> Iterator[tuple[list[str], sp.cs
         yield read_shard(_shard_path(directory, i))
 
 
+def read_all_shards(directory: str | os.PathLike) -> tuple[list[str], sp.csr_array]:
+    """Every document id and vector of a complete encoding, in one CSR matrix (in memory)."""
+    ids, parts = [], []
+    for shard_ids, vectors in read_shards(directory):
+        ids += shard_ids
+        parts.append(vectors)
+    return ids, sp.csr_array(sp.vstack(parts, format="csr"))
+
+
 def index_shards(directory: str | os.PathLike, out: str | os.PathLike, *, overwrite: bool = False,
                  **index_options) -> InvertedIndex:
     """Build an index (with the encoder in ``encoder/``) from a complete encoding, one shard at a time.
@@ -203,20 +212,12 @@ def index_shards(directory: str | os.PathLike, out: str | os.PathLike, *, overwr
     directory = Path(directory)
     encoder = load_encoder(directory / ENCODER_DIR)
     if index_options.get("reorder") is not None:
-        import scipy.sparse as sp
+        from .pipeline import Retriever
 
-        from index import atomic_dir
-
-        ids, parts = [], []
-        for shard_ids, vectors in read_shards(directory):
-            ids += shard_ids
-            parts.append(vectors)
-        index = InvertedIndex.build(sp.csr_array(sp.vstack(parts, format="csr")), doc_ids=ids,
-                                    vocabulary=encoder.vocabulary, encoder=encoder.describe(), **index_options)
-        with atomic_dir(out, overwrite=overwrite) as tmp:
-            index.write_into(tmp)
-            encoder.save(tmp / "encoder")
-        index.path = Path(out)
+        ids, vectors = read_all_shards(directory)
+        index = InvertedIndex.build(vectors, doc_ids=ids, vocabulary=encoder.vocabulary, encoder=encoder.describe(),
+                                    **index_options)
+        Retriever(index, encoder).save(out, overwrite=overwrite)
         return index
     index_options.pop("reorder", None)
     builder = IndexBuilder(out, dim=encoder.vocabulary.size, vocabulary=encoder.vocabulary,

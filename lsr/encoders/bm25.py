@@ -100,6 +100,7 @@ class BM25Encoder(SparseEncoder):
         self.k1, self.b, self.lucene_norms = k1, b, bool(lucene_norms)
         self.analyzer = EnglishAnalyzer(stemmer=stemmer, stopwords=stopwords)
         self._terms: list[str] = []
+        self._vocabulary_cache: Vocabulary | None = None  # reset wherever _terms is replaced
         self._term_ids: dict[str, int] = {}
         self._df: np.ndarray | None = None
         self.n_docs = 0
@@ -118,13 +119,10 @@ class BM25Encoder(SparseEncoder):
     @property
     def vocabulary(self) -> Vocabulary:
         self._require_fit()
-        key = (id(self._terms), len(self._terms))  # hashing every term costs ms: once per fitted vocabulary
-        cached = getattr(self, "_vocabulary_cache", None)
-        if cached is None or cached[0] != key:
+        if self._vocabulary_cache is None:  # hashing every term costs ms: once per fitted vocabulary
             h = hashlib.sha1("\n".join(self._terms).encode("utf-8")).hexdigest()[:12]
-            cached = self._vocabulary_cache = (key, Vocabulary(f"bm25/{self.analyzer.stemmer_name}/{h}",
-                                                               len(self._terms)))
-        return cached[1]
+            self._vocabulary_cache = Vocabulary(f"bm25/{self.analyzer.stemmer_name}/{h}", len(self._terms))
+        return self._vocabulary_cache
 
     def terms(self) -> Sequence[str]:
         return self._terms

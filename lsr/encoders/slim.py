@@ -81,13 +81,6 @@ class TokenStore(NamedTuple):
         return self.tokens[take], bounds
 
 
-def late_interaction(query: TokenStore, qi: int, docs: TokenStore, doc_idx: np.ndarray) -> np.ndarray:
-    """``sum_i max_j q_i . d_j`` of query ``qi`` against each document in ``doc_idx`` (float32)."""
-    return late_interaction_batch(TokenStore(query.offsets[qi:qi + 2] - query.offsets[qi],
-                                             query.tokens[query.offsets[qi]:query.offsets[qi + 1]]),
-                                  docs, np.asarray(doc_idx, dtype=np.int64)[None, :])[0]
-
-
 def late_interaction_batch(queries: TokenStore, docs: TokenStore, candidates: np.ndarray,
                            threads: int | None = None) -> np.ndarray:
     """Late-interaction scores ``[n_queries, n_candidates]`` of every query's candidates (``-1``: none).
