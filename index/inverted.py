@@ -76,12 +76,19 @@ FORMAT = "lsr-index"
 FORMAT_VERSION = 2
 DEFAULT_BLOCK_SIZE = 64
 ENGINES = ("auto", "taat", "blockmax", "oracle")
-#: "auto" uses block-max pruning only on an index whose blocks are coherent (block entries at most
-#: AUTO_MAX_ENTRY_RATIO of the postings, as after document reordering), and only for queries with at
-#: least AUTO_MIN_POSTINGS postings. On unordered documents the block bounds are loose, phase 1 alone
-#: reads ~2/3 as many entries as there are postings, and exhaustive TAAT is faster (benchmarks/engine.py).
-AUTO_MAX_ENTRY_RATIO = 0.25
-AUTO_MIN_POSTINGS = 20_000
+#: The default build keeps block-max metadata only where blocks are coherent enough to pay for
+#: their space: block entries at most AUTO_MAX_ENTRY_RATIO of the postings (12 bytes per entry, so
+#: an index stays within ~1.4x the raw float32 CSR). Random synthetic documents reach ~0.67 and drop
+#: it; real collections (0.24-0.41 measured) keep it, document reordering lowers it further.
+AUTO_MAX_ENTRY_RATIO = 0.5
+#: Per query, "auto" runs block-max pruning when the query has at most AUTO_MAX_TERMS terms and at
+#: least AUTO_MIN_POSTINGS postings, exhaustive TAAT otherwise. Block bounds summed over many terms
+#: rarely fall below the k-th score, and short lists are cheaper to read than to plan. Fitted on
+#: per-query timings of both engines (SciFact splade-tiny SPLADE and IDF queries, MIRACL-yo BM25,
+#: 100k synthetic SPLADE-like and inference-free queries, each with and without BP reordering):
+#: within 5 % of the per-query best engine on every set, where TAAT alone was up to 37 % slower.
+AUTO_MAX_TERMS = 10
+AUTO_MIN_POSTINGS = 10_000
 #: blocks scored best-first to set the threshold before the remaining blocks are filtered
 DEFAULT_SEED_BLOCKS = 16
 
@@ -111,38 +118,49 @@ class Approx(NamedTuple):
 
     Two approximate engines, chosen by the knobs given:
 
-    * **query-term pruning with exact re-scoring** (``query_terms`` and ``candidates`` only; needs
-      nothing beyond the posting lists): term-at-a-time over the ``query_terms`` heaviest query terms,
-      then the ``candidates`` best documents are scored exactly and the best ``k`` returned;
+    * **candidates, then exact re-scoring** (``query_terms``, ``max_postings``, ``candidates``;
+      needs nothing beyond the posting lists): term-at-a-time over the ``query_terms`` heaviest query
+      terms, reading only each term's ``max_postings`` highest impacts (static pruning, as Seismic's
+      posting-list cut of Bruch et al., SIGIR 2024), then the ``candidates`` best documents are scored
+      exactly against the full lists and the best ``k`` returned;
     * **block-max** (``max_blocks`` or ``alpha``; needs block-max metadata): score only the
       ``max_blocks`` blocks with the highest upper bounds, skip blocks whose bound times ``alpha``
       is below the k-th score (BMP's approximation), over the ``query_terms`` heaviest terms.
 
     Attributes:
         query_terms: keep only this many heaviest query terms (0: all).
-        candidates: documents re-scored exactly after query-term pruning (0: 10 x k).
+        candidates: documents re-scored exactly after pruning (0: 10 x k).
         max_blocks: score only this many blocks, those with the highest upper bounds (0: no budget).
         alpha: block-max pruning factor in (0, 1]; 1.0 is exact.
+        max_postings: candidates come from each term's this many highest-impact postings (0: all).
+            The pruned lists are built once per value on first use and kept in memory.
 
-    Example: ``idx.search(q, k=10, approx=Approx(query_terms=6, candidates=100))``; the cheapest
-    setting for a target recall comes from :func:`index.tune_approximate`.
+    Example: ``idx.search(q, k=10, approx=Approx(query_terms=6, candidates=100))``,
+    ``Approx(max_postings=5000, candidates=200)``; the cheapest setting for a target recall comes
+    from :func:`index.tune_approximate`.
     """
 
     query_terms: int = 0
     candidates: int = 0
     max_blocks: int = 0
     alpha: float = 1.0
+    max_postings: int = 0
 
     def validate(self) -> Approx:
-        if min(int(self.max_blocks), int(self.query_terms), int(self.candidates)) < 0:
-            raise ValueError(f"query_terms, candidates and max_blocks must be >= 0, got {self}")
+        if min(int(self.max_blocks), int(self.query_terms), int(self.candidates), int(self.max_postings)) < 0:
+            raise ValueError(f"query_terms, candidates, max_blocks and max_postings must be >= 0, got {self}")
         if not 0 < float(self.alpha) <= 1:
             raise ValueError(f"alpha must be in (0, 1], got {self.alpha}")
-        return Approx(int(self.query_terms), int(self.candidates), int(self.max_blocks), float(self.alpha))
+        ap = Approx(int(self.query_terms), int(self.candidates), int(self.max_blocks), float(self.alpha),
+                    int(self.max_postings))
+        if ap.max_postings and ap.uses_blocks:
+            raise ValueError("max_postings prunes the candidate lists of the re-scoring engine; it does not combine "
+                             "with max_blocks or alpha (the block-max engine): set one or the other")
+        return ap
 
     @property
     def exact(self) -> bool:
-        return self.max_blocks == 0 and self.query_terms == 0 and self.alpha == 1.0
+        return self.max_blocks == 0 and self.query_terms == 0 and self.alpha == 1.0 and self.max_postings == 0
 
     @property
     def uses_blocks(self) -> bool:
@@ -150,7 +168,8 @@ class Approx(NamedTuple):
 
 
 class SearchStats(NamedTuple):
-    """Work done per query: postings scored, blocks scored, and which engine ran (``engines[code]``)."""
+    """Work done per query: postings scored, blocks scored (for ``"pruned"``: candidates re-scored
+    exactly), and which engine ran (``engines[code]``)."""
 
     postings: np.ndarray
     blocks: np.ndarray
@@ -260,7 +279,8 @@ class InvertedIndex:
             block_max: store block-max metadata: ``True``, ``False``, or ``"auto"`` (default): only
                 when the blocks are coherent (block entries at most AUTO_MAX_ENTRY_RATIO of the
                 postings, e.g. after document reordering). Without it, the exhaustive engine serves
-                every query and the index is ~40% smaller; block-max and approximate search need it.
+                every query and the index is ~40% smaller; block-max search and its approximate knobs
+                (max_blocks, alpha) need it.
             reorder: ``None`` (keep the given order) or ``"bp"``: recursive graph bisection
                 (:func:`index.reorder.bp_order`) gives documents that share terms neighbouring
                 indices, so blocks become coherent. Internal document indices then follow the new
@@ -465,16 +485,14 @@ class InvertedIndex:
         return as_csr(queries, dim=self.dim, name="queries")
 
     def choose_engines(self, q: sp.csr_array) -> np.ndarray:
-        """Per query, True where "auto" picks block-max pruning (see AUTO_MAX_ENTRY_RATIO, AUTO_MIN_POSTINGS)."""
+        """Per query, True where "auto" picks block-max pruning (see AUTO_MAX_TERMS, AUTO_MIN_POSTINGS)."""
         n = q.shape[0]
         if q.nnz == 0 or self.nnz == 0 or not self.has_block_max:
-            return np.zeros(n, dtype=bool)
-        if int(self.manifest["n_block_entries"]) > AUTO_MAX_ENTRY_RATIO * self.nnz:
             return np.zeros(n, dtype=bool)
         rows = np.repeat(np.arange(n), np.diff(q.indptr))
         df = np.diff(self._k["term_offsets"])[q.indices]
         postings = np.bincount(rows, weights=df, minlength=n)
-        return postings >= AUTO_MIN_POSTINGS
+        return (postings >= AUTO_MIN_POSTINGS) & (np.diff(q.indptr) <= AUTO_MAX_TERMS)
 
     def search(self, queries, k: int = 10, *, engine: str = "auto", approx: Approx | None = None,
                vocabulary: Vocabulary | tuple | None = None, threads: int | None = None) -> SearchResults:
@@ -550,15 +568,69 @@ class InvertedIndex:
                     stats[rows] = sub_stats
         return DetailedSearch(out, SearchStats(stats[:, 0], stats[:, 1], use_bm.astype(np.uint8)))
 
+    def static_pruned(self, max_postings: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Posting lists cut to each term's ``max_postings`` highest impacts, in document order.
+
+        Returns ``(term_offsets, posting_docs, posting_impacts)``, built once per value (parallel over
+        terms) and cached in memory; ``0`` or a value at least the longest list returns the index's own
+        arrays. Used by :class:`Approx` ``max_postings``.
+        """
+        max_postings = int(max_postings)
+        if max_postings < 0:
+            raise ValueError(f"max_postings must be >= 0, got {max_postings}")
+        a = self._k
+        df = np.diff(a["term_offsets"])
+        if max_postings == 0 or max_postings >= int(df.max(initial=0)):
+            return a["term_offsets"], a["posting_docs"], a["posting_impacts"]
+        cache = self.__dict__.setdefault("_static_cache", {})
+        if max_postings not in cache:
+            t0 = time.perf_counter()
+            counts = np.zeros(self.dim, dtype=np.int64)
+            kernels.static_prune_count(a["term_offsets"], np.int64(max_postings), counts)
+            off = np.zeros(self.dim + 1, dtype=np.int64)
+            np.cumsum(counts, out=off[1:])
+            docs = np.empty(int(off[-1]), dtype=a["posting_docs"].dtype)
+            imp = np.empty(int(off[-1]), dtype=a["posting_impacts"].dtype)
+            kernels.static_prune_fill(a["term_offsets"], a["posting_docs"], a["posting_impacts"],
+                                      np.int64(max_postings), off, docs, imp)
+            cache.clear()  # one pruned copy at a time: memory stays bounded while a tuner tries values
+            cache[max_postings] = (off, docs, imp)
+            logger.debug("static pruning to %d postings per term: %d of %d postings kept in %.2f s",
+                         max_postings, docs.shape[0], self.nnz, time.perf_counter() - t0)
+        return cache[max_postings]
+
+    def forward_index(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per document, its terms (ascending) and impacts: ``(row_offsets, terms, impacts)``.
+
+        Built from the posting lists on first use (one pass, ~1 s per 100 M postings) and kept in
+        memory: as large again as the postings. The re-scoring engine of :class:`Approx` reads it.
+        """
+        fwd = self.__dict__.get("_forward")
+        if fwd is None:
+            t0 = time.perf_counter()
+            a = self._k
+            fptr = np.zeros(self.n_docs + 1, dtype=np.int64)
+            np.cumsum(a["doc_nnz"], out=fptr[1:])
+            if int(fptr[-1]) != self.nnz:
+                raise IndexFormatError(f"{self.path or 'index'}: document lengths do not add up to the postings; "
+                                       "the index is corrupt, rebuild it")
+            fterms = np.empty(self.nnz, dtype=np.int32)
+            fimp = np.empty(self.nnz, dtype=a["posting_impacts"].dtype)
+            kernels.transpose_postings(a["term_offsets"], a["posting_docs"], a["posting_impacts"], fptr, fterms, fimp)
+            fwd = self.__dict__["_forward"] = (fptr, fterms, fimp)
+            logger.debug("forward index built in %.2f s", time.perf_counter() - t0)
+        return fwd
+
     def _run_pruned(self, q: sp.csr_array, k: int, approx: Approx, out: SearchResults, stats: np.ndarray) -> None:
         import numba
 
-        a = self._k
         n_cand = max(k, approx.candidates or 10 * k)
+        ctoff, cdocs, cimp = self.static_pruned(approx.max_postings)
+        fptr, fterms, fimp = self.forward_index()
         kernels.pruned_search(
             q.indptr.astype(np.int64, copy=False), q.indices.astype(np.int32, copy=False),
-            q.data.astype(np.float32, copy=False), a["term_offsets"], a["posting_docs"], a["posting_impacts"],
-            self.scale, np.int64(self.n_docs), np.int64(k), np.int64(approx.query_terms), np.int64(n_cand),
+            q.data.astype(np.float32, copy=False), fptr, fterms, fimp, ctoff, cdocs, cimp, self.scale,
+            np.int64(self.n_docs), np.int64(self.dim), np.int64(k), np.int64(approx.query_terms), np.int64(n_cand),
             np.int64(numba.get_num_threads()), out.doc_idx, out.scores, stats)
 
     def _run_kernel(self, q: sp.csr_array, k: int, blockmax: bool, approx: Approx, seed_blocks: int,

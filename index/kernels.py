@@ -424,52 +424,57 @@ def blockmax_search(qptr, qidx, qval, toff, pdocs, pimp, scale, bm_off, bm_block
 
 
 @njit(cache=True)
-def _pruned_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, max_terms, n_cand,
-                acc, touched, mark, terms, weights, cs, cd, hs, hd, out_docs, out_scores, stats):
+def _pruned_one(qi, qptr, qidx, qval, fptr, fterms, fimp, ctoff, cdocs, cimp, scale, k, max_terms, n_cand,
+                acc, touched, qdense, terms, weights, cs, cd, hs, hd, out_docs, out_scores, stats):
     m = _select_terms(qi, qptr, qidx, qval, max_terms, terms, weights)
     n_touched = 0
     postings = 0
     for i in range(m):
         t = terms[i]
         w = weights[i]
-        postings += toff[t + 1] - toff[t]
-        n_touched = _add_touched(t, w, toff, pdocs, pimp, scale, acc, touched, n_touched)
+        postings += ctoff[t + 1] - ctoff[t]
+        n_touched = _add_touched(t, w, ctoff, cdocs, cimp, scale, acc, touched, n_touched)
     # the n_cand best documents by partial score
     csize = _drain_touched(touched, n_touched, acc, cs, cd, n_cand)
-    # exact scores of the candidates: one sequential pass over every query term's postings, in term
-    # order (the order every exact engine sums in), adding only where a candidate is marked
-    cand = cd[:csize]
-    exact = np.zeros(csize, dtype=np.float32)
-    for c in range(csize):
-        mark[cand[c]] = c + 1
+    # their exact scores from the forward index: each document's terms ascend, so every score is
+    # summed in ascending term-id order, as the exact engines sum it (terms outside the query add 0)
     for j in range(qptr[qi], qptr[qi + 1]):
-        t = qidx[j]
-        w = qval[j]
-        for p in range(toff[t], toff[t + 1]):
-            c = mark[pdocs[p]]
-            if c > 0:
-                exact[c - 1] += w * (np.float32(pimp[p]) * scale)
-    for c in range(csize):
-        mark[cand[c]] = 0
+        qdense[qidx[j]] = qval[j]
     size = 0
+    ts = np.float32(0)
+    td = np.int32(0)
     for c in range(csize):
-        if exact[c] > 0:
-            size = _heap_push(hs, hd, size, k, exact[c], cand[c])
+        d = cd[c]
+        s = np.float32(0)
+        for p in range(fptr[d], fptr[d + 1]):
+            w = qdense[fterms[p]]
+            if w != 0:
+                s += w * (np.float32(fimp[p]) * scale)
+        if s > 0 and _admits(size, k, s, d, ts, td):
+            size = _heap_push(hs, hd, size, k, s, d)
+            if size == k:
+                ts = hs[0]
+                td = hd[0]
+    for j in range(qptr[qi], qptr[qi + 1]):
+        qdense[qidx[j]] = 0
     _heap_emit(hs, hd, size, out_docs[qi], out_scores[qi])
     stats[qi, 0] = postings
-    stats[qi, 1] = 0
+    stats[qi, 1] = csize
     stats[qi, 2] = n_touched
 
 
 @njit(parallel=True, cache=True)
-def pruned_search(qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, max_terms, n_cand, n_threads,
-                  out_docs, out_scores, stats):
-    """Approximate search by query-term pruning with exact re-scoring.
+def pruned_search(qptr, qidx, qval, fptr, fterms, fimp, ctoff, cdocs, cimp, scale, n_docs, dim, k, max_terms,
+                  n_cand, n_threads, out_docs, out_scores, stats):
+    """Approximate search: candidates from pruned postings, then exact re-scoring.
 
-    Term-at-a-time over each query's ``max_terms`` heaviest terms gives partial scores; the
-    ``n_cand`` best documents by partial score are then scored exactly (every query term, looked
-    up by binary search in its posting list), and the best ``k`` of them are returned with their
-    exact scores. Misses are documents that the heavy terms alone do not rank among the candidates.
+    Term-at-a-time over each query's ``max_terms`` heaviest terms (all if 0) in the candidate lists
+    ``ctoff/cdocs/cimp`` (the full lists, or lists statically pruned to their highest impacts, see
+    :func:`static_prune_fill`) gives partial scores; the ``n_cand`` best documents by partial score
+    are then scored exactly against the forward index ``fptr/fterms/fimp`` (documents' terms
+    ascending, see :func:`transpose_postings`), and the best ``k`` of them are returned with their
+    exact scores. Misses are documents that the kept terms and postings alone do not rank among the
+    candidates. stats[q] = (candidate postings read, candidates re-scored, documents touched).
     """
     nq = qptr.shape[0] - 1
     nt = min(n_threads, max(nq, 1))
@@ -480,7 +485,7 @@ def pruned_search(qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, max_ter
     for slot in prange(nt):
         acc = np.zeros(n_docs, dtype=np.float32)
         touched = np.empty(n_docs, dtype=np.int32)
-        mark = np.zeros(n_docs, dtype=np.int32)
+        qdense = np.zeros(dim, dtype=np.float32)
         terms = np.empty(max_m, dtype=np.int32)
         weights = np.empty(max_m, dtype=np.float32)
         cs = np.empty(n_cand, dtype=np.float32)
@@ -488,8 +493,68 @@ def pruned_search(qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, max_ter
         hs = np.empty(k, dtype=np.float32)
         hd = np.empty(k, dtype=np.int32)
         for qi in range(slot, nq, nt):
-            _pruned_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, max_terms, n_cand,
-                        acc, touched, mark, terms, weights, cs, cd, hs, hd, out_docs, out_scores, stats)
+            _pruned_one(qi, qptr, qidx, qval, fptr, fterms, fimp, ctoff, cdocs, cimp, scale, k, max_terms, n_cand,
+                        acc, touched, qdense, terms, weights, cs, cd, hs, hd, out_docs, out_scores, stats)
+
+
+@njit(cache=True)
+def transpose_postings(toff, pdocs, pimp, fptr, fterms, fimp):
+    """The forward index (per document, its terms ascending and their impacts) from the posting
+    lists; ``fptr`` holds the documents' row offsets (prefix sums of their non-zero counts)."""
+    n_docs = fptr.shape[0] - 1
+    cursor = fptr[:n_docs].copy()
+    dim = toff.shape[0] - 1
+    for t in range(dim):
+        for p in range(toff[t], toff[t + 1]):
+            d = pdocs[p]
+            c = cursor[d]
+            fterms[c] = t
+            fimp[c] = pimp[p]
+            cursor[d] = c + 1
+
+
+# ----------------------------------------------------------------------------- static pruning
+
+
+@njit(parallel=True, cache=True)
+def static_prune_count(toff, max_postings, counts):
+    """counts[t] = postings term ``t`` keeps when pruned to its ``max_postings`` highest impacts."""
+    dim = toff.shape[0] - 1
+    for t in prange(dim):
+        counts[t] = min(toff[t + 1] - toff[t], max_postings)
+
+
+@njit(parallel=True, cache=True)
+def static_prune_fill(toff, pdocs, pimp, max_postings, out_off, out_docs, out_imp):
+    """Each term's ``max_postings`` highest-impact postings, kept in document order (Seismic's static
+    pruning). Among postings equal to the cut-off impact, those of smaller document index are kept."""
+    dim = toff.shape[0] - 1
+    for t in prange(dim):
+        lo = toff[t]
+        n = toff[t + 1] - lo
+        o = out_off[t]
+        if n <= max_postings:
+            for i in range(n):
+                out_docs[o + i] = pdocs[lo + i]
+                out_imp[o + i] = pimp[lo + i]
+            continue
+        vals = pimp[lo:lo + n].copy()
+        vals.sort()
+        cut = vals[n - max_postings]
+        above = 0
+        for i in range(n):
+            if pimp[lo + i] > cut:
+                above += 1
+        ties_left = max_postings - above
+        j = o
+        for i in range(n):
+            v = pimp[lo + i]
+            if v > cut or (v == cut and ties_left > 0):
+                if v == cut:
+                    ties_left -= 1
+                out_docs[j] = pdocs[lo + i]
+                out_imp[j] = v
+                j += 1
 
 
 # ----------------------------------------------------------------------------- build helpers

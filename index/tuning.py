@@ -23,6 +23,7 @@ DEFAULT_TERMS = (2, 3, 4, 6, 8, 12, 16, 24, 32)
 DEFAULT_CANDIDATES = (2, 5, 10, 20, 50)   # times k
 DEFAULT_BLOCKS = (4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
 DEFAULT_ALPHAS = (1.0, 0.9, 0.8)
+DEFAULT_POSTINGS = (0.002, 0.005, 0.01, 0.02, 0.05)  # static pruning: postings kept per term, times n_docs
 
 
 def recall_at_k(approx: SearchResults, exact: SearchResults) -> float:
@@ -66,11 +67,14 @@ def _time(fn, repeats: int) -> float:
 
 def tune_approximate(index: InvertedIndex, queries, target_recall: float = 0.95, k: int = 10, *,
                      query_terms=DEFAULT_TERMS, candidates=DEFAULT_CANDIDATES, blocks=DEFAULT_BLOCKS,
-                     alphas=DEFAULT_ALPHAS, threads: int | None = None, repeats: int = 3) -> Tuned:
+                     alphas=DEFAULT_ALPHAS, postings=DEFAULT_POSTINGS, threads: int | None = None,
+                     repeats: int = 3) -> Tuned:
     """Find the fastest :class:`Approx` setting whose recall@k on ``queries`` reaches ``target_recall``.
 
     Query-term pruning: for each number of candidates (``candidates`` x k), the fewest query terms
-    that reach the target. Block-max (only on an index with block-max metadata): for each query-term
+    that reach the target. Static pruning: for each posting budget (``postings`` x the number of
+    documents, at least 100 per term) and number of candidates, the fewest query terms (all
+    included). Block-max (only on an index with block-max metadata): for each query-term
     count and ``alpha``, the smallest block budget that reaches it. The qualifying settings are timed
     and the fastest wins, unless exact search (``engine="auto"``) is faster, in which case the exact
     setting ``Approx()`` is returned. Tune on sample queries, then check recall on others.
@@ -96,6 +100,13 @@ def tune_approximate(index: InvertedIndex, queries, target_recall: float = 0.95,
             for terms in sorted(query_terms):
                 if trial(Approx(query_terms=terms, candidates=c * k)):
                     break
+        longest = int(index.doc_frequencies().max(initial=0))
+        budgets = sorted({max(100, int(f * index.n_docs)) for f in postings})
+        for mp in (b for b in budgets if b < longest):
+            for c in candidates:
+                for terms in (*sorted(t for t in query_terms if t > 0), 0):
+                    if trial(Approx(query_terms=terms, candidates=c * k, max_postings=mp)):
+                        break
         if index.has_block_max:
             for terms, alpha in itertools.product((0, *query_terms), alphas):
                 for nb in blocks:

@@ -48,13 +48,15 @@ def _add_search_options(p: argparse.ArgumentParser) -> None:
     mode = g.add_mutually_exclusive_group()
     mode.add_argument("--exact", action="store_true", help="exact search (the default)")
     mode.add_argument("--approximate", action="store_true",
-                      help="approximate search: with --query-terms/--candidates/--max-blocks/--alpha, "
-                           "or tuned to --target-recall")
+                      help="approximate search: with --query-terms/--candidates/--max-postings/--max-blocks/"
+                           "--alpha, or tuned to --target-recall")
     g.add_argument("--max-blocks", type=int, default=0, help="approximate: score at most this many blocks")
     g.add_argument("--query-terms", type=int, default=0, help="approximate: keep the heaviest N query terms")
     g.add_argument("--candidates", type=int, default=0,
                    help="approximate: documents re-scored exactly after query-term pruning (default 10 x k)")
     g.add_argument("--alpha", type=float, default=1.0, help="approximate: skip blocks with alpha*bound < threshold")
+    g.add_argument("--max-postings", type=int, default=0,
+                   help="approximate: candidates from each term's N highest-impact postings (static pruning)")
     g.add_argument("--target-recall", type=float, default=0.95,
                    help="approximate without knobs: tune for this recall@10 against exact on the queries")
     g.add_argument("--threads", type=int, default=None, help="search threads (default: all cores)")
@@ -245,10 +247,10 @@ def _search_options(args, parser, index=None, encoder=None, tune_texts=None) -> 
     from index import Approx
 
     knobs = Approx(query_terms=args.query_terms, candidates=args.candidates, max_blocks=args.max_blocks,
-                   alpha=args.alpha)
+                   alpha=args.alpha, max_postings=args.max_postings)
     has_knobs = not knobs.exact
     if has_knobs and not args.approximate:
-        parser.error("--max-blocks, --query-terms, --candidates and --alpha need --approximate")
+        parser.error("--max-blocks, --query-terms, --candidates, --max-postings and --alpha need --approximate")
     if args.approximate and args.engine == "lucene":
         parser.error("--approximate runs on lsr's engine; --engine lucene is exact")
     if args.approximate and knobs.uses_blocks and args.engine in ("taat", "oracle"):
@@ -256,9 +258,12 @@ def _search_options(args, parser, index=None, encoder=None, tune_texts=None) -> 
     approx = None
     if args.approximate:
         if has_knobs:
-            approx = knobs.validate()
+            try:
+                approx = knobs.validate()
+            except ValueError as e:
+                parser.error(str(e))
         elif index is None or not tune_texts:
-            parser.error("--approximate needs --max-blocks/--query-terms/--alpha here (nothing to tune on)")
+            parser.error("--approximate needs --max-blocks/--query-terms/--max-postings/--alpha here (nothing to tune on)")
         else:
             from index import tune_approximate
 
@@ -324,8 +329,9 @@ def cmd_evaluate(args, parser) -> int:
 
     systems = {n: load_encoder(e) for n, e in zip(names, encoders)}
     command = "lsr " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("lsr") else None
-    if args.approximate and Approx(query_terms=args.query_terms, max_blocks=args.max_blocks, alpha=args.alpha).exact:
-        parser.error("lsr evaluate --approximate needs --max-blocks/--query-terms/--alpha "
+    if args.approximate and Approx(query_terms=args.query_terms, max_blocks=args.max_blocks, alpha=args.alpha,
+                                   max_postings=args.max_postings).exact:
+        parser.error("lsr evaluate --approximate needs --max-blocks/--query-terms/--max-postings/--alpha "
                      "(tune them first: lsr search INDEX --queries FILE --approximate --target-recall R)")
     options = _search_options(args, parser)
     report = compare(ds, systems, k=args.k, measures=args.measures, out_dir=out, command=command,

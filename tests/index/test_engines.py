@@ -171,6 +171,56 @@ def test_query_term_pruning_with_rescoring(quantization):
     assert 0.5 * exact.doc_idx.size < hits < exact.doc_idx.size
 
 
+@pytest.mark.parametrize("quantization", [None, "uint8"])
+def test_static_pruning_keeps_each_terms_highest_impacts(quantization):
+    rng = np.random.default_rng(15)
+    docs = zipf_csr(rng, 1500, 120, 10, 50, integer=quantization is None)  # integer weights: ties at the cut
+    idx = InvertedIndex.build(docs, quantization=quantization)
+    off, pdocs, pimp = idx.static_pruned(40)
+    full_off = idx.arrays["term_offsets"]
+    for t in range(idx.dim):
+        d_full = np.asarray(idx.arrays["posting_docs"][full_off[t]:full_off[t + 1]])
+        i_full = np.asarray(idx.arrays["posting_impacts"][full_off[t]:full_off[t + 1]])
+        d, i = pdocs[off[t]:off[t + 1]], pimp[off[t]:off[t + 1]]
+        assert d.size == min(40, d_full.size)
+        assert (np.diff(d) > 0).all()  # still in document order
+        # the kept impacts are the highest ones; ties at the cut go to the smaller document index
+        order = np.lexsort((d_full, -i_full.astype(np.float64)))[:40]
+        np.testing.assert_array_equal(d, np.sort(d_full[order]))
+        np.testing.assert_array_equal(i, i_full[np.searchsorted(d_full, d)])
+    assert idx.static_pruned(0)[1] is idx._k["posting_docs"]  # no pruning: the index's own arrays
+    with pytest.raises(ValueError, match="max_postings"):
+        idx.static_pruned(-1)
+
+
+def test_static_pruning_search():
+    rng = np.random.default_rng(16)
+    docs = zipf_csr(rng, 3000, 150, 20, 60)
+    queries = zipf_csr(rng, 40, 150, 10, 30)
+    idx = InvertedIndex.build(docs, quantization="uint8")
+    exact = idx.search(queries, k=10, engine="oracle")
+    longest = int(np.diff(idx.arrays["term_offsets"]).max())
+    # lists no shorter than the longest one: the candidate lists are the full lists
+    assert_same(idx.search(queries, k=10, approx=Approx(max_postings=longest, candidates=3000)), exact)
+    cheap = idx.search_detailed(queries, k=10, approx=Approx(max_postings=100, candidates=100))
+    full = idx.search_detailed(queries, k=10, approx=Approx(query_terms=1000, candidates=100))
+    assert cheap.stats.postings.sum() < full.stats.postings.sum()
+    dense = (queries @ idx._posting_matrix()).toarray()
+    for i in range(queries.shape[0]):  # re-scored against the full lists: exact scores
+        hit = cheap.results.doc_idx[i] >= 0
+        np.testing.assert_allclose(cheap.results.scores[i][hit], dense[i, cheap.results.doc_idx[i][hit]],
+                                   rtol=1e-6)
+        # bit for bit the exact engines' score where both return a document
+        ref = dict(zip(exact.doc_idx[i].tolist(), exact.scores[i].tolist()))
+        for d, sc in zip(cheap.results.doc_idx[i].tolist(), cheap.results.scores[i].tolist()):
+            if d in ref:
+                assert sc == ref[d]
+    hits = sum(len(set(a) & set(b)) for a, b in zip(cheap.results.doc_idx, exact.doc_idx))
+    assert 0.5 * exact.doc_idx.size < hits < exact.doc_idx.size
+    with pytest.raises(ValueError, match="does not combine"):
+        idx.search(queries, k=10, approx=Approx(max_postings=10, max_blocks=4))
+
+
 def test_auto_routes_by_cost(monkeypatch):
     import index.inverted as inv
 
@@ -179,15 +229,21 @@ def test_auto_routes_by_cost(monkeypatch):
     queries = zipf_csr(rng, 20, 100, 1, 30)
     idx = InvertedIndex.build(docs, block_max=True, block_size=64)
     monkeypatch.setattr(inv, "AUTO_MIN_POSTINGS", 0)
-    monkeypatch.setattr(inv, "AUTO_MAX_ENTRY_RATIO", 1.0)
+    monkeypatch.setattr(inv, "AUTO_MAX_TERMS", 1000)
     det = idx.search_detailed(queries, k=10)
     assert det.stats.engine.all()  # every query to block-max under these settings
     assert_same(det.results, brute_force_search(docs, queries, k=10))
-    monkeypatch.setattr(inv, "AUTO_MIN_POSTINGS", 10**12)
+    monkeypatch.setattr(inv, "AUTO_MIN_POSTINGS", 10**12)  # no query long enough
     assert not idx.search_detailed(queries, k=10).stats.engine.any()
     monkeypatch.setattr(inv, "AUTO_MIN_POSTINGS", 0)
-    monkeypatch.setattr(inv, "AUTO_MAX_ENTRY_RATIO", 0.0)  # incoherent blocks: exhaustive TAAT
-    assert not idx.search_detailed(queries, k=10).stats.engine.any()
+    monkeypatch.setattr(inv, "AUTO_MAX_TERMS", 8)  # only short queries to block-max
+    det = idx.search_detailed(queries, k=10)
+    n_terms = np.diff(idx.check_queries(queries).indptr)
+    np.testing.assert_array_equal(det.stats.engine.astype(bool), n_terms <= 8)
+    assert 0 < det.stats.engine.sum() < len(n_terms)
+    assert_same(det.results, brute_force_search(docs, queries, k=10))
+    no_blocks = InvertedIndex.build(docs, block_max=False)  # nothing to prune with: TAAT
+    assert not no_blocks.search_detailed(queries, k=10).stats.engine.any()
 
 
 def test_memory_mapped_index_searches(tmp_path):
