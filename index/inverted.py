@@ -614,7 +614,8 @@ class InvertedIndex:
             if int(fptr[-1]) != self.nnz:
                 raise IndexFormatError(f"{self.path or 'index'}: document lengths do not add up to the postings; "
                                        "the index is corrupt, rebuild it")
-            fterms = np.empty(self.nnz, dtype=np.int32)
+            # term ids in 2 bytes where the vocabulary allows (BERT's 30,522): rows span fewer cache lines
+            fterms = np.empty(self.nnz, dtype=np.uint16 if self.dim <= 1 << 16 else np.int32)
             fimp = np.empty(self.nnz, dtype=a["posting_impacts"].dtype)
             kernels.transpose_postings(a["term_offsets"], a["posting_docs"], a["posting_impacts"], fptr, fterms, fimp)
             fwd = self.__dict__["_forward"] = (fptr, fterms, fimp)

@@ -118,6 +118,24 @@ def _drain_touched(touched, n_touched, acc, hs, hd, k):
     return size
 
 
+@njit(cache=True, inline="always")
+def _drain_all(n_docs, acc, hs, hd, k):
+    """Offer every document with a positive score to a top-``k`` heap, zeroing ``acc``; return the heap size."""
+    size = 0
+    ts = np.float32(0)
+    td = np.int32(0)
+    for d in range(n_docs):
+        s = acc[d]
+        if s > 0:
+            acc[d] = 0
+            if _admits(size, k, s, d, ts, td):
+                size = _heap_push(hs, hd, size, k, s, d)
+                if size == k:
+                    ts = hs[0]
+                    td = hd[0]
+    return size
+
+
 # ----------------------------------------------------------------------------- exhaustive TAAT
 
 
@@ -139,18 +157,8 @@ def _taat_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, acc, to
                 acc[pdocs[p]] += w * (np.float32(pimp[p]) * scale)
         else:
             n_touched = _add_touched(t, w, toff, pdocs, pimp, scale, acc, touched, n_touched)
-    size = 0
-    ts = np.float32(0)
-    td = np.int32(0)
     if dense:
-        for d in range(n_docs):
-            s = acc[d]
-            if s > 0 and _admits(size, k, s, d, ts, td):
-                size = _heap_push(hs, hd, size, k, s, d)
-                if size == k:
-                    ts = hs[0]
-                    td = hd[0]
-        acc[:] = 0
+        size = _drain_all(n_docs, acc, hs, hd, k)
         n_touched = n_docs
     else:
         size = _drain_touched(touched, n_touched, acc, hs, hd, k)
@@ -427,15 +435,29 @@ def blockmax_search(qptr, qidx, qval, toff, pdocs, pimp, scale, bm_off, bm_block
 def _pruned_one(qi, qptr, qidx, qval, fptr, fterms, fimp, ctoff, cdocs, cimp, scale, k, max_terms, n_cand,
                 acc, touched, qdense, terms, weights, cs, cd, hs, hd, out_docs, out_scores, stats):
     m = _select_terms(qi, qptr, qidx, qval, max_terms, terms, weights)
-    n_touched = 0
+    n_docs = acc.shape[0]
     postings = 0
     for i in range(m):
+        postings += ctoff[terms[i] + 1] - ctoff[terms[i]]
+    # many postings: accumulate blindly and scan every document (as exhaustive TAAT does)
+    dense = postings * 8 >= n_docs
+    # partial scores only rank candidates (their scores are recomputed exactly below), so the scale
+    # is folded into the query weight: one multiplication per posting
+    n_touched = 0
+    for i in range(m):
         t = terms[i]
-        w = weights[i]
-        postings += ctoff[t + 1] - ctoff[t]
-        n_touched = _add_touched(t, w, ctoff, cdocs, cimp, scale, acc, touched, n_touched)
+        ws = weights[i] * scale
+        if dense:
+            for p in range(ctoff[t], ctoff[t + 1]):
+                acc[cdocs[p]] += ws * np.float32(cimp[p])
+        else:
+            n_touched = _add_touched(t, ws, ctoff, cdocs, cimp, np.float32(1), acc, touched, n_touched)
     # the n_cand best documents by partial score
-    csize = _drain_touched(touched, n_touched, acc, cs, cd, n_cand)
+    if dense:
+        csize = _drain_all(n_docs, acc, cs, cd, n_cand)
+        n_touched = n_docs
+    else:
+        csize = _drain_touched(touched, n_touched, acc, cs, cd, n_cand)
     # their exact scores from the forward index: each document's terms ascend, so every score is
     # summed in ascending term-id order, as the exact engines sum it (terms outside the query add 0)
     for j in range(qptr[qi], qptr[qi + 1]):
