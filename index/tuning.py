@@ -56,9 +56,11 @@ class Tuned(NamedTuple):
     trials: list
 
 
-def _time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
+def _time(fn, repeats: int, min_seconds: float = 0.05) -> float:
+    """Median seconds of ``fn()`` over at least ``repeats`` runs and at least ``min_seconds`` of runs
+    (a small sample searched in a few milliseconds is too noisy to rank settings on one run)."""
+    times: list[float] = []
+    while len(times) < max(1, repeats) or (sum(times) < min_seconds and len(times) < 100):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)

@@ -116,6 +116,11 @@ def test_engine_and_index_options(data_root, tmp_path, capsys):
     assert main(["search", str(idx), "lens", "--max-blocks", "3"]) == 2  # knobs need --approximate
     assert main(["search", str(idx), "lens", "--approximate"]) == 2  # nothing to tune on
     assert main(["search", str(idx), "lens", "--approximate", "--alpha", "0.5", "--engine", "taat"]) == 2
+    assert main(["search", str(idx), "lens", "--approximate", "--max-postings", "50", "--max-blocks", "4"]) == 2
+    assert "does not combine" in capsys.readouterr().err
+    assert main(["search", str(idx), "crystalline lens in vertebrates", "-k", "5", "--approximate",
+                 "--max-postings", "100000", "--candidates", "2000"]) == 0  # lists uncut, every candidate: exact
+    assert capsys.readouterr().out == outputs["auto"]
     assert info is not None
 
 
