@@ -85,8 +85,9 @@ AUTO_MAX_ENTRY_RATIO = 0.5
 #: least AUTO_MIN_POSTINGS postings, exhaustive TAAT otherwise. Block bounds summed over many terms
 #: rarely fall below the k-th score, and short lists are cheaper to read than to plan. Fitted on
 #: per-query timings of both engines (SciFact splade-tiny SPLADE and IDF queries, MIRACL-yo BM25,
-#: 100k synthetic SPLADE-like and inference-free queries, each with and without BP reordering):
-#: within 5 % of the per-query best engine on every set, where TAAT alone was up to 37 % slower.
+#: 100k synthetic SPLADE-like and inference-free queries, each with and without BP reordering) and
+#: checked by benchmarks/auto_rule.py (results/engine/auto-rule.json, SciFact and NFCorpus BM25 held
+#: out): within 7 % of the per-query best engine on every set, where TAAT alone was up to 46 % slower.
 AUTO_MAX_TERMS = 10
 AUTO_MIN_POSTINGS = 10_000
 #: blocks scored best-first to set the threshold before the remaining blocks are filtered
@@ -238,6 +239,8 @@ class InvertedIndex:
 
     def __init__(self, arrays: dict[str, np.ndarray], manifest: dict, path: Path | None = None):
         self._arrays = arrays
+        self._static_cache: dict[int, tuple] = {}  # static_pruned(): one pruned copy at a time
+        self._forward: tuple | None = None  # forward_index(), built on first use
         self.manifest = manifest
         self.path = path
         self.dim = int(manifest["dim"])
@@ -579,10 +582,9 @@ class InvertedIndex:
         if max_postings < 0:
             raise ValueError(f"max_postings must be >= 0, got {max_postings}")
         a = self._k
-        df = np.diff(a["term_offsets"])
-        if max_postings == 0 or max_postings >= int(df.max(initial=0)):
+        if max_postings == 0 or max_postings >= int(self.doc_frequencies().max(initial=0)):
             return a["term_offsets"], a["posting_docs"], a["posting_impacts"]
-        cache = self.__dict__.setdefault("_static_cache", {})
+        cache = self._static_cache
         if max_postings not in cache:
             t0 = time.perf_counter()
             counts = np.zeros(self.dim, dtype=np.int64)
@@ -605,8 +607,7 @@ class InvertedIndex:
         Built from the posting lists on first use (one pass, ~1 s per 100 M postings) and kept in
         memory: as large again as the postings. The re-scoring engine of :class:`Approx` reads it.
         """
-        fwd = self.__dict__.get("_forward")
-        if fwd is None:
+        if self._forward is None:
             t0 = time.perf_counter()
             a = self._k
             fptr = np.zeros(self.n_docs + 1, dtype=np.int64)
@@ -618,9 +619,9 @@ class InvertedIndex:
             fterms = np.empty(self.nnz, dtype=np.uint16 if self.dim <= 1 << 16 else np.int32)
             fimp = np.empty(self.nnz, dtype=a["posting_impacts"].dtype)
             kernels.transpose_postings(a["term_offsets"], a["posting_docs"], a["posting_impacts"], fptr, fterms, fimp)
-            fwd = self.__dict__["_forward"] = (fptr, fterms, fimp)
+            self._forward = (fptr, fterms, fimp)
             logger.debug("forward index built in %.2f s", time.perf_counter() - t0)
-        return fwd
+        return self._forward
 
     def _run_pruned(self, q: sp.csr_array, k: int, approx: Approx, out: SearchResults, stats: np.ndarray) -> None:
         import numba

@@ -119,12 +119,12 @@ def _drain_touched(touched, n_touched, acc, hs, hd, k):
 
 
 @njit(cache=True, inline="always")
-def _drain_all(n_docs, acc, hs, hd, k):
-    """Offer every document with a positive score to a top-``k`` heap, zeroing ``acc``; return the heap size."""
-    size = 0
-    ts = np.float32(0)
-    td = np.int32(0)
-    for d in range(n_docs):
+def _drain_range(lo, hi, acc, hs, hd, size, k):
+    """Offer documents ``lo..hi-1`` with a positive score to a top-``k`` heap already holding ``size``
+    entries, zeroing ``acc`` behind; return the new heap size."""
+    ts = hs[0] if size == k else np.float32(0)
+    td = hd[0] if size == k else np.int32(0)
+    for d in range(lo, hi):
         s = acc[d]
         if s > 0:
             acc[d] = 0
@@ -158,7 +158,7 @@ def _taat_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, acc, to
         else:
             n_touched = _add_touched(t, w, toff, pdocs, pimp, scale, acc, touched, n_touched)
     if dense:
-        size = _drain_all(n_docs, acc, hs, hd, k)
+        size = _drain_range(0, n_docs, acc, hs, hd, 0, k)
         n_touched = n_docs
     else:
         size = _drain_touched(touched, n_touched, acc, hs, hd, k)
@@ -355,23 +355,12 @@ def _blockmax_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, bm_off, bm_blo
                         postings += hi - lo
                         for p in range(lo, hi):
                             acc[pdocs[p]] += w * (np.float32(pimp[p]) * scale)
-            ts = hs[0] if size == k else np.float32(0)
-            td = hd[0] if size == k else np.int32(0)
             for i in range(n_touched):
                 b = touched[i]
                 if state[b] == 1:
                     blocks += 1
                     base = b * block_size
-                    end = min(base + block_size, n_docs)
-                    for d in range(base, end):
-                        s = acc[d]
-                        if s > 0:
-                            acc[d] = 0
-                            if _admits(size, k, s, d, ts, td):
-                                size = _heap_push(hs, hd, size, k, s, d)
-                                if size == k:
-                                    ts = hs[0]
-                                    td = hd[0]
+                    size = _drain_range(base, min(base + block_size, n_docs), acc, hs, hd, size, k)
 
     for i in range(n_touched):
         b = touched[i]
@@ -454,7 +443,7 @@ def _pruned_one(qi, qptr, qidx, qval, fptr, fterms, fimp, ctoff, cdocs, cimp, sc
             n_touched = _add_touched(t, ws, ctoff, cdocs, cimp, np.float32(1), acc, touched, n_touched)
     # the n_cand best documents by partial score
     if dense:
-        csize = _drain_all(n_docs, acc, cs, cd, n_cand)
+        csize = _drain_range(0, n_docs, acc, cs, cd, 0, n_cand)
         n_touched = n_docs
     else:
         csize = _drain_touched(touched, n_touched, acc, cs, cd, n_cand)
