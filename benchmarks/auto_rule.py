@@ -91,6 +91,8 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     sets = []
     for folder in args.vectors:
+        if not (folder / "docs.npz").is_file():
+            ap.error(f"{folder}: no docs.npz; write the vectors first with benchmarks/real_vectors.py --out {folder}")
         docs = load_csr(folder / "docs.npz")
         for f in sorted(folder.glob("*.npz")):
             if f.stem != "docs":
