@@ -81,6 +81,39 @@ def train_info(model_dir: str) -> dict:
     return {"train_steps": s.get("steps"), "train_minutes": round(s.get("train_seconds", 0) / 60, 1)}
 
 
+def write_table(reports, out: Path, command: str) -> str:
+    """table.md: one row per (data set, system); trained systems get a paired test against BM25."""
+    lines = ["| data set | system | nDCG@10 | vs BM25: difference [95 % CI], p | R@100 | doc nnz | query nnz | FLOPS "
+             "| p50 ms | train min |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, report in reports:
+        names = [s.name for s in report.systems]
+        versus = {}
+        if "BM25" in names and all(s.per_query for s in report.systems):
+            versus = {c.system: c for c in report.significance(baseline="BM25", measures=["nDCG@10"])}
+        for s in report.systems:
+            e = s.efficiency
+
+            def get(key, sub="mean", e=e):
+                v = e.get(key)
+                return v.get(sub) if isinstance(v, dict) else v
+
+            c = versus.get(s.name)
+            vs = "–" if c is None else f"{c.mean_diff:+.4f} [{c.ci_low:+.4f}, {c.ci_high:+.4f}], {c.p_adjusted:.2g}"
+            cells = [name, s.name, f"{s.effectiveness['nDCG@10']:.4f}", vs, f"{s.effectiveness['R@100']:.4f}"]
+            for v, fmt in ((get("doc_nnz"), "{:.1f}"), (get("query_nnz"), "{:.1f}"), (e.get("flops"), "{:.2f}"),
+                           (get("search_latency", "p50_ms"), "{:.3f}"), (s.settings.get("train_minutes"), "{}")):
+                cells.append("–" if v is None else fmt.format(v))
+            lines.append("| " + " | ".join(cells) + " |")
+    table = "\n".join(lines) + "\n"
+    note = ("Paired over the test queries: bootstrap interval of the nDCG@10 difference and the two-sided "
+            "paired t-test, Holm-adjusted over the systems of a data set (eval/significance.py).\n")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "table.md").write_text(f"Command: `{command}`\n\n" + table + "\n" + note, encoding="utf-8")
+    print(table)
+    return table
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", action="append", default=[], metavar="NAME=DIR", help="a trained model (repeat)")
@@ -88,6 +121,8 @@ def main(argv=None) -> int:
     ap.add_argument("--split", default="test")
     ap.add_argument("--out", default="results/training")
     ap.add_argument("--no-baselines", action="store_true", help="only the trained models")
+    ap.add_argument("--table-only", action="store_true",
+                    help="rebuild table.md (and each report.md) from the reports already in --out; evaluates nothing")
     ap.add_argument("-k", type=int, default=1000)
     ap.add_argument("--doc-max-length", type=int, default=None,
                     help="document token limit for every neural encoder (default: each model's own, 256)")
@@ -101,7 +136,21 @@ def main(argv=None) -> int:
             ap.error(f"--model expects NAME=DIR, got {item!r}")
         models.append((name, path))
     command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])])
-    rows = []
+    if args.table_only:
+        out = Path(args.out)
+        table_md = out / "table.md"
+        if table_md.exists():  # keep the command that produced the reports
+            first = table_md.read_text(encoding="utf-8").splitlines()[0]
+            command = first.removeprefix("Command: `").removesuffix("`") or command
+        reports = []
+        for name in args.datasets.split(","):
+            folder = out / f"{name}-{args.split}"
+            report = Report.load(folder)  # names the missing folder and the command that writes it
+            report.save(folder)
+            reports.append((name, report))
+        write_table(reports, out, command)
+        return 0
+    reports = []
     for name in args.datasets.split(","):
         ds = load_dataset(name, split=args.split)
         systems = []
@@ -122,27 +171,8 @@ def main(argv=None) -> int:
             systems.append(r)
         report = Report(dataset=ds.describe(), measures=[str(m) for m in measures], systems=systems, command=command)
         report.save(Path(args.out) / f"{name}-{args.split}")
-        for s in systems:
-            rows.append((name, s))
-    lines = ["| data set | system | nDCG@10 | R@100 | doc nnz | query nnz | FLOPS | p50 ms | train min |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for name, s in rows:
-        e = s.efficiency
-
-        def get(key, sub="mean", e=e):
-            v = e.get(key)
-            return v.get(sub) if isinstance(v, dict) else v
-
-        cells = [name, s.name, f"{s.effectiveness['nDCG@10']:.4f}", f"{s.effectiveness['R@100']:.4f}"]
-        for v, fmt in ((get("doc_nnz"), "{:.1f}"), (get("query_nnz"), "{:.1f}"), (e.get("flops"), "{:.2f}"),
-                       (get("search_latency", "p50_ms"), "{:.3f}"), (s.settings.get("train_minutes"), "{}")):
-            cells.append("–" if v is None else fmt.format(v))
-        lines.append("| " + " | ".join(cells) + " |")
-    table = "\n".join(lines) + "\n"
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "table.md").write_text(f"Command: `{command}`\n\n" + table, encoding="utf-8")
-    print(table)
+        reports.append((name, report))
+    write_table(reports, Path(args.out), command)
     return 0
 
 

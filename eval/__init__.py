@@ -24,6 +24,7 @@ from .efficiency import flops, latency_stats, throughput, vector_length_stats
 from .errors import DataFormatError, DatasetNotFoundError, MissingCorpusError
 from .metrics import DEFAULT_MEASURES, Evaluation, evaluate, parse_measures
 from .report import Report, SystemResult, machine_info
+from .significance import Comparison, compare, holm
 from .trec import read_trec_qrels, read_trec_run, write_trec_qrels, write_trec_run
 
 __all__ = [
@@ -50,6 +51,9 @@ __all__ = [
     "Report",
     "SystemResult",
     "machine_info",
+    "Comparison",
+    "compare",
+    "holm",
     "read_trec_qrels",
     "read_trec_run",
     "write_trec_qrels",

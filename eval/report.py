@@ -3,7 +3,9 @@
 A :class:`Report` holds the data set, the measures, one :class:`SystemResult` per system
 (effectiveness, per-query values, efficiency, exact settings), the library version, the
 command line and the machine. ``report.save(out_dir)`` writes ``report.json``, ``report.md`` and,
-with two or more systems, ``tradeoff.png`` (nDCG@10 or the first measure against latency).
+with two or more systems, ``tradeoff.png`` (nDCG@10 or the first measure against latency) and,
+in ``report.md``, paired significance tests of every system against the first
+(:meth:`Report.significance`, :mod:`eval.significance`).
 
 Example:
     >>> from eval.report import Report, SystemResult
@@ -21,11 +23,13 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from .atomic import atomic_file
+from .significance import Comparison, compare, comparisons_markdown, holm
 
 logger = logging.getLogger(__name__)
 
@@ -197,6 +201,36 @@ class Report:
             lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines)
 
+    # -------------------------------------------------------- significance
+    def significance(self, baseline: str | None = None, measures: Sequence[str] | None = None, *,
+                     correction: str | None = "holm", confidence: float = 0.95) -> list[Comparison]:
+        """Every other system against ``baseline`` (default: the first system), paired per query.
+
+        Args:
+            baseline: a system's name.
+            measures: measure names (default: all of the report's).
+            correction: ``"holm"`` (p-values adjusted over the systems compared, per measure) or None.
+            confidence: level of the bootstrap intervals.
+
+        Returns one :class:`eval.significance.Comparison` per (measure, system); see
+        :mod:`eval.significance` for the tests.
+        """
+        if correction not in ("holm", None):
+            raise ValueError(f"correction must be 'holm' or None, got {correction!r}")
+        names = [s.name for s in self.systems]
+        if not self.systems:
+            raise ValueError("the report has no systems")
+        base_name = names[0] if baseline is None else baseline
+        if base_name not in names:
+            raise ValueError(f"baseline {base_name!r} is not in the report; its systems are {names}")
+        base = self.systems[names.index(base_name)]
+        out: list[Comparison] = []
+        for m in (self.measures if measures is None else measures):
+            family = [compare(s.per_query, base.per_query, m, system=s.name, baseline=base.name,
+                              confidence=confidence) for s in self.systems if s is not base]
+            out.extend(holm(family) if correction == "holm" else family)
+        return out
+
     def to_markdown_document(self) -> str:
         ds = self.dataset
         title = f"# {ds.get('name')} ({ds.get('split') or 'all'})"
@@ -210,7 +244,13 @@ class Report:
         notes = ("Latency: one query at a time, search only (query encoding is reported separately in "
                  "report.json); QPS: one batch of all queries. FLOPS: expected multiplications per "
                  "query-document pair (SPLADE's definition).")
-        return "\n".join([title, "", *meta, "", self.to_markdown(), "", notes, ""])
+        parts = [title, "", *meta, "", self.to_markdown(), "", notes, ""]
+        if len(self.systems) >= 2 and all(s.per_query for s in self.systems):
+            parts += [f"## Against {self.systems[0].name}", "",
+                      comparisons_markdown(self.significance()), "",
+                      "Paired over queries: difference of means with a 95 % bootstrap interval, two-sided paired "
+                      "t-test, p-values Holm-adjusted over the systems per measure (* below 0.05).", ""]
+        return "\n".join(parts)
 
     # ---------------------------------------------------------------- plot
     def plot(self, path: str | os.PathLike, measure: str | None = None) -> Path | None:

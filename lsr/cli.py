@@ -340,6 +340,10 @@ def cmd_evaluate(args, parser) -> int:
         print(report.to_json())
     else:
         print(report.to_markdown())
+        if len(report.systems) >= 2:  # paired tests against the first --encoder (all measures: report.md)
+            from eval.significance import comparisons_markdown
+
+            print("\n" + comparisons_markdown(report.significance(measures=report.measures[:1])))
         print(f"\nreport: {out / 'report.json'}", file=sys.stderr)
     return EXIT_OK
 

@@ -37,6 +37,7 @@ def test_evaluate_end_to_end(data_root, tmp_path, capsys):
     table = capsys.readouterr().out
     assert table.splitlines()[0].startswith("| system | nDCG@10 | RR@10 | R@100 | R@1000 | AP |")
     assert "| bm25 |" in table and "| bm25-tuned |" in table
+    assert "| bm25-tuned | bm25 | nDCG@10 |" in table  # the paired test against the first encoder
     report = json.loads((out / "report.json").read_text())
     assert [s["name"] for s in report["systems"]] == ["bm25", "bm25-tuned"]
     assert 0.3 < report["systems"][0]["effectiveness"]["nDCG@10"] < 0.7
