@@ -208,7 +208,7 @@ class Report:
 
         Args:
             baseline: a system's name.
-            measures: measure names (default: all of the report's).
+            measures: measure names (default: the report's measures that have per-query values).
             correction: ``"holm"`` (p-values adjusted over the systems compared, per measure) or None.
             confidence: level of the bootstrap intervals.
 
@@ -225,7 +225,10 @@ class Report:
             raise ValueError(f"baseline {base_name!r} is not in the report; its systems are {names}")
         base = self.systems[names.index(base_name)]
         out: list[Comparison] = []
-        for m in (self.measures if measures is None else measures):
+        if measures is None:  # the report's measures that per-query values were kept for
+            kept = {m for s in self.systems for v in s.per_query.values() for m in v}
+            measures = [m for m in self.measures if m in kept]
+        for m in measures:
             family = [compare(s.per_query, base.per_query, m, system=s.name, baseline=base.name,
                               confidence=confidence) for s in self.systems if s is not base]
             out.extend(holm(family) if correction == "holm" else family)
