@@ -82,7 +82,8 @@ def table(title: str, rows: list[dict], threads, kinds) -> str:
                 o = base.get(other, {}).get(f"{kind}_ms_t1")
                 return f"{o / ms[0]:.1f}" if o and ms[0] else "–"
 
-            cells = [r["system"], kind] + [f"{m:.3f}" if m is not None else "–" for m in ms] + [
+            name = r["system"] + (f" (re-run {r['rerun'][:16].replace('T', ' ')})" if r.get("rerun") else "")
+            cells = [name, kind] + [f"{m:.3f}" if m is not None else "–" for m in ms] + [
                 f"{r.get(kind + '_recall', float('nan')):.3f}", ratio("scipy"), ratio("seismic"), ratio("bmp"),
                 f"{r.get('build_s', float('nan')):.1f}", f"{r.get('index_bytes', 0) / 1e6:.0f}",
                 f"{r.get('peak_rss_mb', float('nan')):.0f}"]
@@ -118,9 +119,16 @@ def run_suite(data: Path, label: str, title: str, stats: dict, args) -> None:
                 r[f"{kind}_recall"] = recall(found, exact[: found.shape[0]])
         rows.append(r)
         print(f"    {json.dumps(r)[:400]}", file=sys.stderr)
+    created = time.strftime("%Y-%m-%dT%H:%M:%S")
     result = {"title": title, "kinds": kinds, "stats": stats, "rows": rows, "threads": args.threads,
-              "machine": platform.platform(), "python": platform.python_version(),
-              "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+              "machine": platform.platform(), "python": platform.python_version(), "created": created}
+    previous = args.out / f"engine-{label}.json"
+    if args.replace and previous.exists():
+        # re-measured rows replace their namesakes; every other row (and its ratios) stays from the earlier run
+        old = json.loads(previous.read_text())
+        new_rows = {r["system"]: {**r, "rerun": created} for r in rows}
+        kept = [new_rows.pop(r["system"], r) for r in old["rows"]]
+        result = {**old, "rows": kept + list(new_rows.values())}
     (args.out / f"engine-{label}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(table(title, rows, args.threads, kinds))
 
@@ -148,6 +156,9 @@ def main() -> int:
     ap.add_argument("--timeout", type=int, default=3600)
     ap.add_argument("--out", type=Path, default=Path("results/engine"))
     ap.add_argument("--markdown-only", action="store_true", help="only rebuild engine.md from the JSON results")
+    ap.add_argument("--replace", action="store_true",
+                    help="re-run only --systems and replace their rows in the existing results (the rows are marked "
+                         "'rerun'; other rows stay from the earlier run), e.g. after a disturbed measurement")
     args = ap.parse_args()
     if args.markdown_only:
         write_markdown(args.out)

@@ -20,7 +20,9 @@ from .inverted import Approx, InvertedIndex, numba_threads
 from .results import NO_DOC, SearchResults
 
 DEFAULT_TERMS = (2, 3, 4, 6, 8, 12, 16, 24, 32)
-DEFAULT_CANDIDATES = (2, 5, 10, 20, 50)   # times k
+# times k; with lists cut short (static pruning) the partial scores rank candidates loosely, and
+# re-scoring 1,000-2,000 of them (~0.3-0.6 us each) is what reaches recall 0.95 on SPLADE-like queries
+DEFAULT_CANDIDATES = (2, 5, 10, 20, 50, 100, 200)
 DEFAULT_BLOCKS = (4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
 DEFAULT_ALPHAS = (1.0, 0.9, 0.8)
 DEFAULT_POSTINGS = (0.002, 0.005, 0.01, 0.02, 0.05)  # static pruning: postings kept per term, times n_docs
