@@ -31,18 +31,13 @@ sys.path.insert(0, str(HERE))
 import synthetic  # noqa: E402
 
 from index import Approx, InvertedIndex, numba_threads  # noqa: E402
+from index.tuning import median_seconds  # noqa: E402
 
 
 def batch_seconds(fn, min_seconds: float = 0.3) -> float:
-    """Seconds per call of ``fn``, repeated for at least ``min_seconds`` (one warm call first)."""
+    """Seconds per call of ``fn`` after one warm call: the tuner's timer, run for at least ``min_seconds``."""
     fn()
-    n, t0 = 0, time.perf_counter()
-    while True:
-        fn()
-        n += 1
-        elapsed = time.perf_counter() - t0
-        if elapsed >= min_seconds:
-            return elapsed / n
+    return median_seconds(fn, 1, min_seconds)
 
 
 def main(argv=None) -> int:

@@ -217,9 +217,9 @@ class Report:
         """
         if correction not in ("holm", None):
             raise ValueError(f"correction must be 'holm' or None, got {correction!r}")
-        names = [s.name for s in self.systems]
         if not self.systems:
             raise ValueError("the report has no systems")
+        names = [s.name for s in self.systems]
         base_name = names[0] if baseline is None else baseline
         if base_name not in names:
             raise ValueError(f"baseline {base_name!r} is not in the report; its systems are {names}")

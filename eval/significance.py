@@ -63,18 +63,18 @@ class Comparison(NamedTuple):
         return self.p_adjusted < level
 
 
-def paired_values(system: Mapping[str, Mapping[str, float]], baseline: Mapping[str, Mapping[str, float]],
+def paired_values(ours: Mapping[str, Mapping[str, float]], theirs: Mapping[str, Mapping[str, float]],
                   measure: str) -> tuple[np.ndarray, np.ndarray]:
     """Per-query values of ``measure`` for both systems over the union of their queries (missing = 0)."""
-    if not system or not baseline:
+    if not ours or not theirs:
         raise ValueError("per-query values are empty: evaluate both systems with per-query output first")
-    queries = sorted(set(system) | set(baseline))
-    present = [q for q in queries if measure in system.get(q, {}) or measure in baseline.get(q, {})]
+    queries = sorted(set(ours) | set(theirs))
+    present = [q for q in queries if measure in ours.get(q, {}) or measure in theirs.get(q, {})]
     if not present:
-        have = sorted({m for v in (*system.values(), *baseline.values()) for m in v})
+        have = sorted({m for v in (*ours.values(), *theirs.values()) for m in v})
         raise ValueError(f"measure {measure!r} is not in the per-query values (they hold {have})")
-    x = np.array([float(system.get(q, {}).get(measure, 0.0)) for q in present])
-    y = np.array([float(baseline.get(q, {}).get(measure, 0.0)) for q in present])
+    x = np.array([float(ours.get(q, {}).get(measure, 0.0)) for q in present])
+    y = np.array([float(theirs.get(q, {}).get(measure, 0.0)) for q in present])
     return x, y
 
 

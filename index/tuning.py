@@ -58,7 +58,7 @@ class Tuned(NamedTuple):
     trials: list
 
 
-def _time(fn, repeats: int, min_seconds: float = 0.05) -> float:
+def median_seconds(fn, repeats: int, min_seconds: float = 0.05) -> float:
     """Median seconds of ``fn()`` over at least ``repeats`` runs and at least ``min_seconds`` of runs
     (a small sample searched in a few milliseconds is too noisy to rank settings on one run)."""
     times: list[float] = []
@@ -97,13 +97,13 @@ def tune_approximate(index: InvertedIndex, queries, target_recall: float = 0.95,
         r = recall_at_k(index.search(q, k=k, approx=ap), exact)
         trials.append({"approx": ap._asdict(), "recall": r})
         if r >= target_recall:
-            trials[-1]["ms_per_query"] = 1e3 * _time(lambda: index.search(q, k=k, approx=ap), repeats) / nq
+            trials[-1]["ms_per_query"] = 1e3 * median_seconds(lambda: index.search(q, k=k, approx=ap), repeats) / nq
             return True
         return False
 
     with numba_threads(threads):
         exact = index.search(q, k=k)
-        exact_ms = 1e3 * _time(lambda: index.search(q, k=k), repeats) / nq
+        exact_ms = 1e3 * median_seconds(lambda: index.search(q, k=k), repeats) / nq
         for c in candidates:
             for terms in sorted(query_terms):
                 if trial(Approx(query_terms=terms, candidates=c * k)):
@@ -129,7 +129,7 @@ def tune_approximate(index: InvertedIndex, queries, target_recall: float = 0.95,
         turns: list[list[float]] = [[] for _ in range(len(ok) + 1)]
         for _ in range(confirm_turns):
             for i, ap in enumerate([None, *(Approx(**t["approx"]) for t in ok)]):
-                turns[i].append(1e3 * _time(lambda ap=ap: index.search(q, k=k, approx=ap), 1, 0.1) / nq)
+                turns[i].append(1e3 * median_seconds(lambda ap=ap: index.search(q, k=k, approx=ap), 1, 0.1) / nq)
     medians = [float(np.median(t)) for t in turns]
     for t, m in zip(ok, medians[1:]):
         t["confirmed_ms_per_query"] = m
