@@ -125,9 +125,13 @@ def run_suite(data: Path, label: str, title: str, stats: dict, args) -> None:
     previous = args.out / f"engine-{label}.json"
     if args.replace and previous.exists():
         # re-measured rows replace their namesakes; every other row (and its ratios) stays from the earlier run
-        old = json.loads(previous.read_text())
+        try:
+            old = json.loads(previous.read_text())
+            old_rows = old["rows"]
+        except (json.JSONDecodeError, KeyError) as e:
+            raise SystemExit(f"{previous}: not an engine result ({e}); delete it and run without --replace") from None
         new_rows = {r["system"]: {**r, "rerun": created} for r in rows}
-        kept = [new_rows.pop(r["system"], r) for r in old["rows"]]
+        kept = [new_rows.pop(r["system"], r) for r in old_rows]
         result = {**old, "rows": kept + list(new_rows.values())}
     (args.out / f"engine-{label}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(table(title, rows, args.threads, kinds))

@@ -145,7 +145,11 @@ def main(argv=None) -> int:
         reports = []
         for name in args.datasets.split(","):
             folder = out / f"{name}-{args.split}"
-            report = Report.load(folder)  # names the missing folder and the command that writes it
+            try:
+                report = Report.load(folder)
+            except FileNotFoundError:
+                ap.error(f"{folder}: no report to rebuild the table from; run this script without --table-only "
+                         f"(same --datasets, --split and --out) to evaluate the models first")
             report.save(folder)
             reports.append((name, report))
         write_table(reports, out, command)
