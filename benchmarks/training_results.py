@@ -8,6 +8,10 @@ trained model given, and writes one report per data set plus a combined Markdown
     python benchmarks/training_results.py --model if-idf=models/inference-free-idf/model \\
         --datasets scifact,nfcorpus --out results/training
 
+``--add`` evaluates only the models given and adds them to the reports already in ``--out``
+(a system of the same name is replaced), so a new model joins the table without re-running the
+baselines.
+
 Training time is read from the ``summary.json`` next to each model (its training output folder).
 Inference-free models index with the IDF of the corpus they index (``use_corpus_idf``), as the
 zero-shot baseline does; their ``idf.json`` holds the IDF of the training corpora.
@@ -123,6 +127,8 @@ def main(argv=None) -> int:
     ap.add_argument("--no-baselines", action="store_true", help="only the trained models")
     ap.add_argument("--table-only", action="store_true",
                     help="rebuild table.md (and each report.md) from the reports already in --out; evaluates nothing")
+    ap.add_argument("--add", action="store_true",
+                    help="evaluate only the --model given and add them to the reports already in --out")
     ap.add_argument("-k", type=int, default=1000)
     ap.add_argument("--doc-max-length", type=int, default=None,
                     help="document token limit for every neural encoder (default: each model's own, 256)")
@@ -136,21 +142,29 @@ def main(argv=None) -> int:
             ap.error(f"--model expects NAME=DIR, got {item!r}")
         models.append((name, path))
     command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])])
-    if args.table_only:
-        out = Path(args.out)
+    out = Path(args.out)
+    if args.add and not models:
+        ap.error("--add needs at least one --model NAME=DIR to evaluate")
+    saved = {}
+    if args.table_only or args.add:
         table_md = out / "table.md"
         if table_md.exists():  # keep the command that produced the reports
             first = table_md.read_text(encoding="utf-8").splitlines()[0]
-            command = first.removeprefix("Command: `").removesuffix("`") or command
-        reports = []
+            earlier = first.removeprefix("Command: `").removesuffix("`")
+            if earlier:
+                command = earlier if args.table_only else f"{earlier} && {command}"
         for name in args.datasets.split(","):
             folder = out / f"{name}-{args.split}"
             try:
-                report = Report.load(folder)
+                saved[name] = Report.load(folder)
             except FileNotFoundError:
-                ap.error(f"{folder}: no report to rebuild the table from; run this script without --table-only "
-                         f"(same --datasets, --split and --out) to evaluate the models first")
-            report.save(folder)
+                ap.error(f"{folder}: no report to {'rebuild the table from' if args.table_only else 'add to'}; "
+                         f"run this script without --table-only/--add (same --datasets, --split and --out) "
+                         f"to evaluate the baselines first")
+    if args.table_only:
+        reports = []
+        for name, report in saved.items():
+            report.save(out / f"{name}-{args.split}")
             reports.append((name, report))
         write_table(reports, out, command)
         return 0
@@ -158,7 +172,10 @@ def main(argv=None) -> int:
     for name in args.datasets.split(","):
         ds = load_dataset(name, split=args.split)
         systems = []
-        if not args.no_baselines:
+        if args.add:
+            new_names = {label for label, _ in models}
+            systems.extend(s for s in saved[name].systems if s.name not in new_names)
+        elif not args.no_baselines:
             systems.append(evaluate_dataset(ds, "bm25", name="BM25", k=args.k, measures=measures, show_progress=False))
             zero_shot = "inference-free:model=splade-tiny,dtype=bfloat16"
             if args.doc_max_length:
@@ -174,9 +191,9 @@ def main(argv=None) -> int:
             r.settings.update(train_info(path))
             systems.append(r)
         report = Report(dataset=ds.describe(), measures=[str(m) for m in measures], systems=systems, command=command)
-        report.save(Path(args.out) / f"{name}-{args.split}")
+        report.save(out / f"{name}-{args.split}")
         reports.append((name, report))
-    write_table(reports, Path(args.out), command)
+    write_table(reports, out, command)
     return 0
 
 

@@ -210,6 +210,11 @@ def test_beir_source_mines_negatives_and_caches(tiny_beir, tmp_path, monkeypatch
     again = tdata.beir_source(str(tiny_beir), "test", teachers=["bm25"], depth=10, keep=2, cache_dir=tmp_path,
                               show_progress=False)
     assert [e.negatives for e in again.examples] == [e.negatives for e in src.examples]
+    # the same folder spelled relative to the working directory hits the same cache
+    monkeypatch.chdir(tiny_beir.parent)
+    relative = tdata.beir_source(tiny_beir.name, "test", data_dir=".", teachers=["bm25"], depth=10, keep=2,
+                                 cache_dir=tmp_path, show_progress=False)
+    assert [e.negatives for e in relative.examples] == [e.negatives for e in src.examples]
 
 
 def test_batches_are_deterministic_and_fill_missing_negatives(triples):
@@ -304,3 +309,32 @@ def test_self_mining_with_the_model_under_training(tiny_beir, backbone, tmp_path
         assert set(ex.scores["self"]) == set(ex.positives) | set(ex.negatives)
     rec = trainer.train_step()
     assert np.isfinite(rec["loss"]) and "distill" in rec
+
+
+def test_results_table_adds_a_model_to_saved_reports(tmp_path, backbone, triples, tiny_beir, monkeypatch):
+    import importlib.util
+    from pathlib import Path
+
+    from eval import Report
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "training_results.py"
+    spec = importlib.util.spec_from_file_location("training_results", path)
+    tr = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tr)
+    model = Trainer(_config(tmp_path, backbone, triples, **{"optim.steps": 2}), show_progress=False).train().model_dir
+    monkeypatch.setenv("LSR_DATA", str(tiny_beir.parent))
+    out = tmp_path / "results"
+    common = ["--datasets", "tiny", "--out", str(out), "-k", "10"]
+    with pytest.raises(SystemExit):  # nothing saved yet to add to
+        tr.main(["--add", "--model", f"b={model}", *common])
+    with pytest.raises(SystemExit):  # --add without a model
+        tr.main(["--add", *common])
+    assert tr.main(["--no-baselines", "--model", f"a={model}", *common]) == 0
+    assert tr.main(["--add", "--model", f"b={model}", *common]) == 0
+    assert tr.main(["--add", "--model", f"a={model}", *common]) == 0  # same name: replaced, not repeated
+    report = Report.load(out / "tiny-test")
+    assert [s.name for s in report.systems] == ["b", "a"]
+    assert report.systems[0].effectiveness == report.systems[1].effectiveness
+    table = (out / "table.md").read_text(encoding="utf-8")
+    assert "| tiny | a |" in table and "| tiny | b |" in table
+    assert table.splitlines()[0].count("&&") == 2  # every command that built the table, in order
