@@ -169,11 +169,11 @@ def main(argv=None) -> int:
         write_table(reports, out, command)
         return 0
     reports = []
+    new_names = {label for label, _ in models}
     for name in args.datasets.split(","):
         ds = load_dataset(name, split=args.split)
         systems = []
-        if args.add:
-            new_names = {label for label, _ in models}
+        if args.add:  # earlier systems stay, except those the new models replace
             systems.extend(s for s in saved[name].systems if s.name not in new_names)
         elif not args.no_baselines:
             systems.append(evaluate_dataset(ds, "bm25", name="BM25", k=args.k, measures=measures, show_progress=False))

@@ -66,8 +66,6 @@ class Source:
 # ------------------------------------------------------------------------------ BEIR + mining
 def _cache_key(source: str, split: str, teachers: Sequence[str], depth: int, keep: int, dense_model: str,
                self_model: str | None = None) -> str:
-    if not source.startswith("irds:"):  # one folder, however it was spelled (relative, absolute, via a link)
-        source = str(Path(source).resolve())
     text = json.dumps([CACHE_VERSION, source, split, sorted(teachers), depth, keep, dense_model,
                        self_model if "self" in teachers else None])
     return hashlib.sha1(text.encode()).hexdigest()[:12]
@@ -90,8 +88,10 @@ def beir_source(name: str, split: str = "train", *, data_dir: str | None = None,
         qids = qids[:max_queries]
     if not qids:
         raise DataFormatError(f"{ds.source}: split {split!r} has no query with a positive judgement to train on")
-    key = _cache_key(ds.source, split, teachers, depth, keep, dense_model, self_model)
-    label = ds.name if ds.source.startswith("irds:") else Path(ds.source).resolve().name
+    # a local folder is keyed and named as resolved: one cache however it was spelled (relative, absolute, a link)
+    source = ds.source if ds.source.startswith("irds:") else str(Path(ds.source).resolve())
+    key = _cache_key(source, split, teachers, depth, keep, dense_model, self_model)
+    label = ds.name if source.startswith("irds:") else Path(source).name
     cache = Path(cache_dir) / f"{label.replace('/', '_')}-{split}-{key}.jsonl" if cache_dir else None
     examples = _read_cache(cache, set(qids)) if cache and cache.exists() else None
     if examples is None:
