@@ -139,6 +139,7 @@ class PenaltyConfig:
     target_nnz: float | None = None
     target_flops: float | None = None
     controller_gain: float = 0.05
+    controller_damping: float = 4.0
     df_alpha: float = 0.1
     df_beta: float = 4.0
 
@@ -158,6 +159,9 @@ class PenaltyConfig:
             raise ValueError("a sparsity target needs a regularizer kind and a starting weight > 0")
         if self.l0_threshold is not None and self.l0_threshold < 0:
             raise ValueError("l0_threshold must be >= 0")
+        if self.controller_gain < 0 or self.controller_damping < 0:
+            raise ValueError(f"controller_gain and controller_damping must be >= 0, got {self.controller_gain} and "
+                             f"{self.controller_damping}")
         if not 0 < self.df_alpha < 1:
             raise ValueError("df_alpha must be in (0, 1)")
 

@@ -139,16 +139,28 @@ def penalty(kind: str, w: torch.Tensor, *, l0_threshold: int | None = None, df: 
 class SparsityController:
     """Adapts a regularizer weight so that a measured statistic reaches a target.
 
-    Each update multiplies lambda by ``exp(gain * (ema / target - 1))`` clipped to one decade per
-    call, where ``ema`` is an exponential average of the measured statistic (mean non-zeros per
-    vector, or FLOPS): too dense -> lambda grows, too sparse -> it shrinks. Acting on log-lambda with
-    a relative error keeps it scale-free, so the same target works for any batch size, accumulation
-    or model; lambda stays within ``[min_weight, max_weight]``.
+    A proportional-integral controller on log-lambda. With ``e = ema / target - 1`` the relative
+    error of an exponential average of the measured statistic (mean non-zeros per vector, or FLOPS):
+
+        integral += gain * e                    (clipped to one decade per call)
+        lambda    = exp(integral + damping * e)
+
+    Too dense -> lambda grows, too sparse -> it shrinks. Acting on log-lambda with a relative error
+    keeps it scale-free, so the same target works for any batch size, accumulation or model; lambda
+    stays within ``[min_weight, max_weight]`` (the integral is clipped there too, so it cannot wind up).
+
+    Why the proportional (``damping``) term: a model does not jump to the sparsity that a lambda
+    implies; it drifts towards it while lambda stays off balance, so the model itself integrates the
+    controller's output. Integral action alone on such a plant oscillates without decay (observed in
+    a 2-hour run here: batch document non-zeros swinging 180-300 around a target of 235 with a period
+    of a few hundred steps). The proportional term reacts to the error at once and damps the loop;
+    ``damping=0`` gives the integral-only controller.
 
     Args:
         target: the wanted value of the statistic (e.g. 200 document non-zeros).
         weight: the starting lambda.
-        gain: how fast lambda moves (0.05: ~5 % per step at 100 % error).
+        gain: integral gain, how fast lambda's level moves (0.05: ~5 % per step at 100 % error).
+        damping: proportional gain (4.0: lambda x1.5 at once at 10 % error).
         smoothing: EMA factor of the measurement.
 
     Example:
@@ -157,23 +169,35 @@ class SparsityController:
         True
     """
 
-    def __init__(self, target: float, weight: float, *, gain: float = 0.05, smoothing: float = 0.9,
-                 min_weight: float = 1e-7, max_weight: float = 10.0):
+    def __init__(self, target: float, weight: float, *, gain: float = 0.05, damping: float = 4.0,
+                 smoothing: float = 0.9, min_weight: float = 1e-7, max_weight: float = 10.0):
         if target <= 0 or weight <= 0:
             raise ValueError("a sparsity target and its starting weight must be > 0")
+        if gain < 0 or damping < 0 or not 0 <= smoothing < 1:
+            raise ValueError(f"controller gains must be >= 0 and smoothing in [0, 1); got gain={gain}, "
+                             f"damping={damping}, smoothing={smoothing}")
         self.target, self.weight, self.gain, self.smoothing = float(target), float(weight), float(gain), float(smoothing)
+        self.damping = float(damping)
         self.min_weight, self.max_weight = float(min_weight), float(max_weight)
         self.ema: float | None = None
+        self.integral = math.log(self.weight)
+
+    def _clip(self, log_w: float) -> float:
+        return min(math.log(self.max_weight), max(math.log(self.min_weight), log_w))
 
     def update(self, measured: float) -> float:
         m = float(measured)
         self.ema = m if self.ema is None else self.smoothing * self.ema + (1 - self.smoothing) * m
-        step = max(-math.log(10.0), min(math.log(10.0), self.gain * (self.ema / self.target - 1.0)))
-        self.weight = min(self.max_weight, max(self.min_weight, self.weight * math.exp(step)))
+        error = self.ema / self.target - 1.0
+        step = max(-math.log(10.0), min(math.log(10.0), self.gain * error))
+        self.integral = self._clip(self.integral + step)
+        self.weight = math.exp(self._clip(self.integral + self.damping * error))
         return self.weight
 
     def state_dict(self) -> dict:
-        return {"target": self.target, "weight": self.weight, "ema": self.ema}
+        return {"target": self.target, "weight": self.weight, "ema": self.ema, "integral": self.integral}
 
     def load_state_dict(self, state: dict) -> None:
         self.target, self.weight, self.ema = float(state["target"]), float(state["weight"]), state["ema"]
+        # checkpoints written before the proportional term: the weight was the integral
+        self.integral = float(state.get("integral", math.log(self.weight)))

@@ -167,7 +167,7 @@ class Trainer:
         target = p.target_nnz or p.target_flops
         if not target:
             return None
-        return SparsityController(target, p.weight, gain=p.controller_gain)
+        return SparsityController(target, p.weight, gain=p.controller_gain, damping=p.controller_damping)
 
     # ------------------------------------------------------------------ step
     def _penalty_weight(self, side: str) -> float:

@@ -155,3 +155,34 @@ def test_contrastive_excludes_false_negatives():
     lse0 = math.log(math.exp(2) + 1 + 1)
     lse1 = math.log(1 + math.e + math.exp(3) + 1)
     assert float(masked) == pytest.approx(((lse0 - 2) + (lse1 - 3)) / 2, rel=1e-6)
+
+
+def _lagged_plant(controller, steps=3000):
+    """A model that drifts towards sparsity while lambda is above its balance point (it integrates the
+    controller's output, as a network under a FLOPS penalty does), with noisy batch measurements."""
+    gen = torch.Generator().manual_seed(0)
+    nnz, log_balance, trace = 300.0, math.log(3e-4), []
+    for _ in range(steps):
+        nnz *= math.exp(-3e-3 * (math.log(controller.weight) - log_balance))
+        controller.update(nnz * (1 + 0.09 * float(torch.randn((), generator=gen))))
+        trace.append(nnz)
+    return trace
+
+
+def test_controller_damping_settles_a_lagged_model_that_integral_action_alone_leaves_swinging():
+    target = 235
+    swinging = _lagged_plant(SparsityController(target, 1e-3, damping=0.0))
+    damped = _lagged_plant(SparsityController(target, 1e-3, damping=4.0))
+    late = slice(1500, None)
+    spread = lambda t: max(t[late]) - min(t[late])  # noqa: E731
+    assert spread(swinging) > 100                      # integral only: still swinging by more than 100
+    assert spread(damped) < 15                         # damped: held within a few percent
+    assert abs(sum(damped[late]) / len(damped[late]) - target) / target < 0.02
+
+
+def test_controller_resumes_from_a_checkpoint_without_the_integral_term():
+    c = SparsityController(target=10, weight=1e-3)
+    c.load_state_dict({"target": 10, "weight": 2e-3, "ema": 11.0})
+    assert c.integral == pytest.approx(math.log(2e-3))
+    with pytest.raises(ValueError, match="damping"):
+        SparsityController(target=10, weight=1e-3, damping=-1)
