@@ -143,7 +143,7 @@ class SparsityController:
     error of an exponential average of the measured statistic (mean non-zeros per vector, or FLOPS):
 
         integral += gain * e                    (clipped to one decade per call)
-        lambda    = exp(integral + damping * e)
+        lambda    = exp(integral + damping * e)   (the damping term clipped to one decade)
 
     Too dense -> lambda grows, too sparse -> it shrinks. Acting on log-lambda with a relative error
     keeps it scale-free, so the same target works for any batch size, accumulation or model; lambda
@@ -189,9 +189,12 @@ class SparsityController:
         m = float(measured)
         self.ema = m if self.ema is None else self.smoothing * self.ema + (1 - self.smoothing) * m
         error = self.ema / self.target - 1.0
-        step = max(-math.log(10.0), min(math.log(10.0), self.gain * error))
+        decade = math.log(10.0)
+        step = max(-decade, min(decade, self.gain * error))
         self.integral = self._clip(self.integral + step)
-        self.weight = math.exp(self._clip(self.integral + self.damping * error))
+        # the proportional kick is bounded too: a model starting at 5x its target must not be slammed to zero
+        kick = max(-decade, min(decade, self.damping * error))
+        self.weight = math.exp(self._clip(self.integral + kick))
         return self.weight
 
     def state_dict(self) -> dict:

@@ -186,3 +186,10 @@ def test_controller_resumes_from_a_checkpoint_without_the_integral_term():
     assert c.integral == pytest.approx(math.log(2e-3))
     with pytest.raises(ValueError, match="damping"):
         SparsityController(target=10, weight=1e-3, damping=-1)
+
+
+def test_controller_damping_kick_is_bounded_for_a_model_far_from_its_target():
+    c = SparsityController(target=200, weight=1e-3)            # a dense start: 2,000 non-zeros, 9x too many
+    assert 1e-3 < c.update(2000.0) < 1e-3 * 10 * 1.6           # one decade of kick + one integral step (x1.57)
+    d = SparsityController(target=200, weight=1e-3)
+    assert 1e-3 / 10 / 1.1 < d.update(0.0) < 1e-3             # collapsed vectors: lambda falls, by a decade at most
