@@ -32,7 +32,7 @@ from .docids import DocIds
 from .inverted import DEFAULT_BLOCK_SIZE, InvertedIndex, Vocabulary
 from .quantize import DTYPES, check_quantization, quantize, scale_for
 from .sparse import as_csr
-from .storage import atomic_dir
+from .storage import atomic_dir, check_target, remove_stale_temporaries
 
 logger = logging.getLogger(__name__)
 
@@ -53,9 +53,7 @@ class IndexBuilder:
     def __init__(self, path: str | os.PathLike, dim: int, *, vocabulary: Vocabulary | tuple | None = None,
                  encoder: dict | None = None, quantization: str | None = None,
                  block_size: int = DEFAULT_BLOCK_SIZE, block_max: bool | str = "auto", overwrite: bool = False):
-        self.path = Path(path)
-        if self.path.exists() and not overwrite and (not self.path.is_dir() or any(self.path.iterdir())):
-            raise FileExistsError(f"{self.path} already exists; pass overwrite=True or choose another path")
+        self.path = check_target(path, overwrite, "index")  # refused now, not after every shard is spilled
         self.dim = int(dim)
         self.vocabulary = Vocabulary(*vocabulary) if vocabulary is not None else None
         if self.vocabulary is not None and self.vocabulary.size != self.dim:
@@ -66,7 +64,8 @@ class IndexBuilder:
         self.block_max = block_max
         self.overwrite = overwrite
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._spill = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.shards-", dir=self.path.parent))
+        remove_stale_temporaries(self.path.parent)
+        self._spill = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.shards-{os.getpid()}-", dir=self.path.parent))
         self._shards: list[int] = []
         self._counts = np.zeros(self.dim, dtype=np.int64)
         self._doc_nnz: list[np.ndarray] = []

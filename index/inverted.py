@@ -690,8 +690,11 @@ class InvertedIndex:
         Args:
             path: the index directory.
             mmap: memory-map the arrays (default) instead of reading them into memory.
-            verify: also check every array's sha256 and the posting-list invariants (reads all
-                bytes once); without it, sizes, dtypes, shapes and offset end points are checked.
+            verify: also check every array's sha256 (reads all bytes once more). Without it every
+                load still checks what the kernels trust: array files inside the folder, sizes,
+                dtypes and shapes against the manifest, and one pass over the postings (offsets
+                non-decreasing, documents in range and ascending per term, impacts finite and
+                positive, block-max entries and maxima, document lengths); see :func:`_check_structure`.
 
         Raises:
             IndexFormatError: not an lsr index, corrupt manifest, missing or truncated array,
@@ -721,48 +724,73 @@ class InvertedIndex:
         for name in OPTIONAL_ARRAYS:
             if name in entries:
                 arrays[name] = load_array(path, entries[name], mmap, verify)
-        _check_structure(path, arrays, dim, n_docs, nnz, block_size, full=verify)
+        scale = np.float32(q["scale"]) if q is not None else np.float32(1.0)
+        _check_structure(path, arrays, dim, n_docs, nnz, block_size, bool(manifest.get("block_max", True)), scale)
         return cls(arrays, manifest, path=path)
 
 
-def _check_structure(path: Path, a: dict, dim: int, n_docs: int, nnz: int, block_size: int, full: bool) -> None:
-    def fail(msg: str):
-        raise IndexFormatError(f"{path}: {msg}; the index is corrupt, rebuild it")
+#: what each code of :func:`kernels.check_postings` means, and the array it names
+_POSTING_FAULTS = {
+    1: ("term_offsets", "offsets decrease or pass the posting count"),
+    2: ("posting_docs", "a posting refers to a document outside the index"),
+    3: ("posting_docs", "document indices are not ascending within a posting list"),
+    4: ("posting_impacts", "an impact is not finite and positive"),
+    5: ("bm_offsets", "block offsets decrease or pass the block entries"),
+    6: ("bm_blocks", "block entries (bm_blocks / bm_start) do not describe the postings"),
+    7: ("bm_max", "a block maximum is not the block's largest impact"),
+    8: ("term_max", "a term maximum is not its list's largest impact"),
+    9: ("doc_nnz", "document lengths are not the documents' posting counts"),
+}
+
+
+def _check_structure(path: Path, a: dict, dim: int, n_docs: int, nnz: int, block_size: int, has_bm: bool,
+                     scale: np.float32) -> None:
+    """Everything the kernels trust, checked on every load: shapes against the manifest, then one pass
+    over the postings (:func:`kernels.check_postings`; ~1-2 ms per million postings) and the document
+    arrays. A corrupt index is refused here, not by a crash inside a kernel."""
+    def fail(array: str, msg: str):
+        raise IndexFormatError(f"{path}: {array}: {msg}; the index is corrupt: rebuild it (`lsr index info "
+                               f"{path} --verify` checks every array's checksum)")
 
     offs = a["term_offsets"]
     if offs.shape != (dim + 1,) or offs[0] != 0 or offs[-1] != nnz:
-        fail("term_offsets do not match the manifest's dimension and posting count")
+        fail("term_offsets", "offsets do not match the manifest's dimension and posting count")
     if a["posting_docs"].shape != (nnz,) or a["posting_impacts"].shape != (nnz,):
-        fail("posting arrays do not hold the manifest's posting count")
+        fail("posting_docs", "posting arrays do not hold the manifest's posting count")
     if a["posting_impacts"].dtype not in (np.float32, np.uint8, np.uint16):
-        fail(f"posting_impacts have an unsupported dtype {a['posting_impacts'].dtype}")
-    if a["doc_nnz"].shape != (n_docs,) or a["docid_offsets"].shape != (n_docs + 1,):
-        fail("document arrays do not hold the manifest's document count")
-    if a["docid_offsets"][-1] != a["docid_bytes"].shape[0]:
-        fail("docid_offsets do not end at the size of docid_bytes")
+        fail("posting_impacts", f"unsupported dtype {a['posting_impacts'].dtype}")
+    if a["posting_docs"].dtype != np.int32 or offs.dtype != np.int64:
+        fail("posting_docs", "postings must be int32 documents under int64 offsets")
+    if a["doc_nnz"].shape != (n_docs,):
+        fail("doc_nnz", "does not hold the manifest's document count")
+    dof = a["docid_offsets"]
+    if dof.shape != (n_docs + 1,) or dof[0] != 0 or dof[-1] != a["docid_bytes"].shape[0]:
+        fail("docid_offsets", "offsets do not span docid_bytes for the manifest's document count")
+    if n_docs and np.any(np.diff(dof) < 0):
+        fail("docid_offsets", "offsets decrease")
     if a["term_max"].shape != (dim,) or a["bm_offsets"].shape != (dim + 1,):
-        fail("per-term arrays do not match the dimension")
+        fail("term_max", "per-term arrays do not match the dimension")
     nbm = a["bm_blocks"].shape[0]
     if a["bm_offsets"][0] != 0 or a["bm_offsets"][-1] != nbm or a["bm_max"].shape != (nbm,) \
             or a["bm_start"].shape != (nbm,):
-        fail("block-max arrays are inconsistent")
-    if block_size < 1:
-        fail(f"block_size {block_size} is not positive")
-    if "doc_order" in a and a["doc_order"].shape != (n_docs,):
-        fail("doc_order does not hold the manifest's document count")
-    if full:
-        if np.any(np.diff(offs) < 0) or np.any(np.diff(a["bm_offsets"]) < 0):
-            fail("offsets decrease")
-        docs = a["posting_docs"]
-        if nnz and (docs.min() < 0 or docs.max() >= n_docs):
-            fail("a posting refers to a document outside the index")
-        imp = a["posting_impacts"]
-        if nnz and not ((np.isfinite(imp).all() if imp.dtype == np.float32 else True) and (imp > 0).all()):
-            fail("an impact is not finite and positive")
-        if int(a["doc_nnz"].sum()) != nnz:
-            fail("document lengths do not add up to the posting count")
-        if "doc_order" in a and not np.array_equal(np.sort(a["doc_order"]), np.arange(n_docs)):
-            fail("doc_order is not a permutation of the documents")
-        n_blocks = (n_docs + block_size - 1) // block_size
-        if nbm and (a["bm_blocks"].min() < 0 or a["bm_blocks"].max() >= n_blocks):
-            fail("a block entry refers to a block outside the index")
+        fail("bm_offsets", "block-max arrays are inconsistent")
+    if not has_bm and nbm:
+        fail("bm_blocks", "block entries in an index whose manifest says it has no block-max metadata")
+    if not 1 <= block_size <= 1 << 20:
+        fail("manifest", f"block_size {block_size} is outside [1, 2**20]")
+    if "doc_order" in a:
+        order = a["doc_order"]
+        if order.shape != (n_docs,) or (n_docs and (order.min() < 0 or order.max() >= n_docs
+                                                     or np.bincount(order, minlength=n_docs).max() != 1)):
+            fail("doc_order", "not a permutation of the documents")
+    if not np.isfinite(scale) or scale <= 0:
+        fail("manifest", f"quantization scale {scale} is not finite and positive")
+    code, where = kernels.check_postings(
+        np.asarray(offs), np.asarray(a["posting_docs"]), np.asarray(a["posting_impacts"]), np.float32(scale),
+        np.int64(n_docs), bool(has_bm), np.int64(block_size), np.asarray(a["bm_offsets"]),
+        np.asarray(a["bm_blocks"]), np.asarray(a["bm_max"]), np.asarray(a["bm_start"]), np.asarray(a["term_max"]),
+        np.asarray(a["doc_nnz"]), np.zeros(n_docs, dtype=np.int64))
+    if code:
+        array, msg = _POSTING_FAULTS[int(code)]
+        unit = "document" if code == 9 else "term"
+        fail(array, f"{msg} ({unit} {int(where)})")

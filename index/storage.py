@@ -1,8 +1,18 @@
-"""On-disk layout helpers: atomic directories, ``.npy`` arrays with checksums, manifests.
+"""On-disk layout helpers: atomic directories, write locks, ``.npy`` arrays with checksums, manifests.
 
 An artifact is a directory of ``.npy`` files plus ``manifest.json``. It is written into a
 hidden temporary sibling directory and renamed into place only when complete, so a crash never
-leaves a half-written artifact under the final name.
+leaves a half-written artifact under the final name. Three more guards:
+
+* **Overwrite only what lsr wrote.** ``overwrite=True`` replaces an existing non-empty folder
+  only when it holds the marker file of the same kind of artifact (``manifest.json`` of an index,
+  ``lsr.json`` of an encoder...); any other folder is refused with its path, so a mistyped
+  ``--out`` never erases user files.
+* **One writer at a time.** A writer holds ``.<name>.lock`` (holding its pid) in the target's
+  parent; a second writer of the same target fails at once, naming the first.
+* **Nothing left behind.** Temporary names carry the writer's pid (``.<name>.tmp-<pid>-...``,
+  ``.<name>.shards-<pid>-...``); a later writer in the same folder removes those whose process is gone
+  (a run killed with SIGKILL cannot clean up after itself).
 """
 
 from __future__ import annotations
@@ -10,9 +20,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
+import re
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,42 +33,234 @@ import numpy as np
 
 from .errors import IndexFormatError
 
+logger = logging.getLogger(__name__)
+
 MANIFEST = "manifest.json"
+
+#: ``(marker file, value of its "format" field or None for any JSON object)`` per kind of artifact
+#: that :func:`atomic_dir` may replace with ``overwrite=True``.
+MARKERS: dict[str, tuple[str, str | None]] = {
+    "index": (MANIFEST, "lsr-index"),
+    "lucene": (MANIFEST, "lsr-lucene"),
+    "encoder": ("lsr.json", None),
+    "token-store": (MANIFEST, "lsr-token-store"),
+    "checkpoint": ("checkpoint.json", "lsr-checkpoint"),
+    "encoding": ("encode.json", "lsr-encoding"),
+    "report": ("report.json", "lsr-report"),
+}
+
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?:tmp|shards|old)-(?P<pid>\d+)(?:[-.]|$)")
+_held_locks: dict[str, int] = {}
+_held_guard = threading.Lock()
+
+
+class ConcurrentWriteError(FileExistsError):
+    """Another process is writing the same artifact."""
+
+
+class NotAnArtifactError(FileExistsError):
+    """``overwrite`` was asked for a folder that lsr did not write (or wrote as another kind of artifact)."""
+
+
+def absolute(path: str | os.PathLike) -> Path:
+    """``path`` made absolute without resolving links, so that ``.`` and ``..`` have a name."""
+    return Path(os.path.abspath(os.fspath(path)))
+
+
+def current_umask() -> int:
+    """The process's file-mode creation mask (read without changing it where /proc allows)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def apply_umask(path: Path) -> None:
+    """Give a directory made by :func:`tempfile.mkdtemp` (mode 0700) the mode the user's umask gives."""
+    os.chmod(path, 0o777 & ~current_umask())
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this machine."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> int:
+    """Delete lsr's temporary files and folders in ``folder`` whose writing process is gone.
+
+    Returns how many were removed. Those of live processes (another writer at work) are kept.
+    """
+    folder = Path(folder)
+    removed = 0
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return 0
+    for p in entries:
+        m = _TEMP_NAME.match(p.name)
+        if m is None or pid_alive(int(m.group("pid"))):
+            continue
+        try:
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+            removed += 1
+            logger.info("removed %s, left by a writer (pid %s) that is gone", p, m.group("pid"))
+        except OSError as e:
+            logger.warning("could not remove the stale temporary %s (%s)", p, e)
+    return removed
+
+
+def artifact_kind(path: str | os.PathLike) -> str | None:
+    """Which kind of lsr artifact (a key of :data:`MARKERS`) the folder ``path`` holds, or ``None``."""
+    path = Path(path)
+    for kind, (marker, fmt) in MARKERS.items():
+        mp = path / marker
+        if not mp.is_file():
+            continue
+        try:
+            obj = json.loads(mp.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        if isinstance(obj, dict) and (fmt is None or obj.get("format") == fmt):
+            return kind
+    return None
+
+
+def check_target(path: str | os.PathLike, overwrite: bool, kind: str) -> Path:
+    """Refuse to write ``path`` unless it is absent, an empty folder, or (with ``overwrite``) an lsr ``kind``.
+
+    Returns the absolute path. Raises :class:`FileExistsError` (:class:`NotAnArtifactError` for a
+    folder lsr did not write) naming the path and the fix.
+    """
+    if kind not in MARKERS:
+        raise ValueError(f"unknown artifact kind {kind!r}; one of {', '.join(MARKERS)}")
+    final = absolute(path)
+    if final.exists() and not final.is_dir():
+        raise FileExistsError(f"{final} exists and is not a directory; choose another output path")
+    if final.is_dir() and any(final.iterdir()):
+        if not overwrite:
+            raise FileExistsError(
+                f"{final} already exists and is not empty; pass overwrite=True (CLI: --overwrite) "
+                "or choose another output path"
+            )
+        found = artifact_kind(final)
+        if found != kind:
+            what = f"an lsr {found}" if found else "not something lsr wrote"
+            raise NotAnArtifactError(
+                f"{final} is {what} (no {MARKERS[kind][0]} of an lsr {kind}), so --overwrite will not replace it: "
+                "overwrite only replaces a folder of the same kind that lsr wrote; choose another output path "
+                "or remove the folder yourself"
+            )
+    return final
+
+
+def _lock_path(final: Path) -> Path:
+    return final.parent / f".{final.name}.lock"
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+def write_lock(path: str | os.PathLike) -> Iterator[Path]:
+    """Hold the write lock of the artifact ``path`` (``.<name>.lock`` beside it) for the block.
+
+    Re-entrant within a process. A lock file left by a process that is gone is taken over.
+
+    Raises:
+        ConcurrentWriteError: another live process holds the lock (its pid is named).
+    """
+    final = absolute(path)
+    key = str(final)
+    with _held_guard:
+        if key in _held_locks:
+            _held_locks[key] += 1
+            reentered = True
+        else:
+            reentered = False
+    if reentered:
+        try:
+            yield final
+        finally:
+            with _held_guard:
+                _held_locks[key] -= 1
+        return
+    final.parent.mkdir(parents=True, exist_ok=True)
+    lock = _lock_path(final)
+    for _attempt in range(3):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+        except FileExistsError:
+            try:
+                owner = int(lock.read_text(encoding="ascii").strip() or "0")
+            except (OSError, ValueError):
+                owner = 0
+            if owner and owner != os.getpid() and pid_alive(owner):
+                raise ConcurrentWriteError(
+                    f"{final} is being written by another lsr process (pid {owner}, lock {lock}); wait for it to "
+                    "finish or write elsewhere (if that process is not lsr, delete the lock file)"
+                ) from None
+            lock.unlink(missing_ok=True)  # left by a writer that is gone
+            continue
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(f"{os.getpid()}\n")
+        break
+    else:
+        raise ConcurrentWriteError(f"could not take the write lock {lock}; another writer keeps taking it")
+    with _held_guard:
+        _held_locks[key] = 1
+    try:
+        yield final
+    finally:
+        with _held_guard:
+            _held_locks.pop(key, None)
+        lock.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike, overwrite: bool = False, *, kind: str = "index") -> Iterator[Path]:
     """Yield a fresh temporary directory that becomes ``path`` when the block ends without error.
 
     Args:
         path: the final directory.
-        overwrite: replace an existing ``path``; otherwise an existing non-empty directory is an
-            error (so nothing is lost by mistake).
+        overwrite: replace an existing ``path``, but only if it holds an lsr artifact of the same
+            ``kind`` (see :func:`check_target`); otherwise an existing non-empty directory is an error.
+        kind: the kind of artifact written (a key of :data:`MARKERS`); the block must write its marker.
 
-    On an exception the temporary directory is removed and ``path`` is left untouched.
+    The writer holds :func:`write_lock` for the block. On an exception the temporary directory is
+    removed and ``path`` is left untouched.
     """
-    final = Path(path)
-    if final.exists() and not final.is_dir():
-        raise FileExistsError(f"{final} exists and is not a directory; choose another output path")
-    if final.is_dir() and any(final.iterdir()) and not overwrite:
-        raise FileExistsError(
-            f"{final} already exists and is not empty; pass overwrite=True (CLI: --overwrite) "
-            "or choose another output path"
-        )
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-    try:
-        yield tmp
-        if final.exists():
-            trash = final.with_name(f".{final.name}.old-{os.getpid()}")
-            os.replace(final, trash)
-            os.replace(tmp, final)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    final = check_target(path, overwrite, kind)
+    with write_lock(final):
+        final = check_target(final, overwrite, kind)  # again, now that no one else can write it
+        remove_stale_temporaries(final.parent)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-{os.getpid()}-", dir=final.parent))
+        apply_umask(tmp)
+        try:
+            yield tmp
+            if final.exists():
+                trash = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-{os.getpid()}-", dir=final.parent))
+                os.replace(final, trash / "old")
+                os.replace(tmp, final)
+                shutil.rmtree(trash, ignore_errors=True)
+            else:
+                os.replace(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
 
 
 def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
@@ -135,11 +340,19 @@ def read_manifest(directory: Path, expected_format: str, max_version: int) -> di
 def load_array(directory: Path, entry: dict, mmap: bool, verify: bool) -> np.ndarray:
     """Load one array described by a manifest entry, checking size, dtype, shape (and checksum)."""
     try:
-        path = directory / entry["file"]
+        name = entry["file"]
         dtype = np.dtype(entry["dtype"])
         shape = tuple(int(s) for s in entry["shape"])
     except (KeyError, TypeError, ValueError) as e:
         raise IndexFormatError(f"{directory / MANIFEST}: malformed array entry {entry!r} ({e})") from None
+    if not isinstance(name, str) or not name or name != Path(name).name or name in (".", "..") or "\\" in name:
+        raise IndexFormatError(
+            f"{directory / MANIFEST}: array file {name!r} is not a plain file name inside the index folder; "
+            "the manifest is corrupt or crafted, rebuild the index"
+        )
+    path = directory / name
+    if path.is_symlink():
+        raise IndexFormatError(f"{path} is a symbolic link; an index holds its arrays itself, rebuild it")
     if not path.exists():
         raise IndexFormatError(f"{path} is missing; the index is incomplete, rebuild it")
     size = path.stat().st_size

@@ -372,11 +372,17 @@ def cmd_encode(args, parser) -> int:
 
 
 def cmd_index_build(args, parser) -> int:
-    from .pipeline import Retriever
+    from index.storage import check_target, write_lock
 
     out = Path(args.out)
-    if out.exists() and not args.overwrite and (not out.is_dir() or any(out.iterdir())):
-        raise FileExistsError(f"{out} already exists; pass --overwrite to replace it")
+    check_target(out, args.overwrite, "index")  # before encoding, not after
+    with write_lock(out):  # a second build into the same --out fails now, not after its encoding
+        return _index_build(args, parser, out)
+
+
+def _index_build(args, parser, out: Path) -> int:
+    from .pipeline import Retriever
+
     if args.shards:
         if args.dataset or args.corpus or args.encoder:
             parser.error("--shards already holds the encoded corpus and its encoder: drop --dataset/--corpus/--encoder")

@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 from eval.atomic import atomic_file
 from index import DocIds, IndexBuilder, InvertedIndex
 from index._version import library_version
+from index.storage import artifact_kind, remove_stale_temporaries, write_lock
 
 from .encoders import SparseEncoder, load_encoder
 
@@ -107,6 +108,13 @@ def encode_corpus(encoder: SparseEncoder | str, corpus: Iterable[tuple[str, str]
     out = Path(out_dir)
     if shard_size < 1:
         raise ValueError(f"shard_size must be >= 1, got {shard_size}")
+    with write_lock(out):  # two encodings into one folder would interleave their shards
+        if out.is_dir():
+            remove_stale_temporaries(out)
+        return _encode_corpus(encoder, corpus, out, shard_size, overwrite, show_progress)
+
+
+def _encode_corpus(encoder, corpus, out: Path, shard_size: int, overwrite: bool, show_progress: bool) -> EncodingSummary:
     start = time.perf_counter()
     state = _state(out) if out.exists() else None
     if state is not None and not overwrite:
@@ -123,7 +131,7 @@ def encode_corpus(encoder: SparseEncoder | str, corpus: Iterable[tuple[str, str]
             return EncodingSummary(out, state["n_shards"], state["n_docs"], state["n_shards"], 0.0)
     else:
         if out.exists() and any(out.iterdir()):
-            if not overwrite:
+            if not overwrite or artifact_kind(out) != "encoding":
                 raise FileExistsError(f"{out} exists and is not an lsr encoding; choose another folder")
             for p in out.glob("shard-*.npz"):
                 p.unlink()

@@ -215,7 +215,7 @@ class LuceneIndex:
         home, jar = java_home(), anserini_jar()
         t0 = time.perf_counter()
         path = Path(path)
-        with atomic_dir(path, overwrite=overwrite) as tmp:
+        with atomic_dir(path, overwrite=overwrite, kind="lucene") as tmp:
             coll = tmp / "collection"
             coll.mkdir()
             n = m.shape[0]

@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 from index import atomic_dir
 
 from . import losses
+from .checkpoint import CHECKPOINT_JSON, LEGACY_PICKLE, load_state, save_state
 from .config import TrainConfig
 from .data import Batch, Batcher, Source, beir_source, jsonl_source, triples_source
 from .model import TokenVectors, TrainableSparse, idf_table
@@ -351,15 +352,16 @@ class Trainer:
     def save_checkpoint(self) -> Path:
         root = self.out / "checkpoints"
         path = root / f"step-{self.step:07d}"
-        with atomic_dir(path, overwrite=True) as tmp:
-            torch.save(self._state(), tmp / "state.pt")
+        with atomic_dir(path, overwrite=True, kind="checkpoint") as tmp:
+            save_state(self._state(), tmp)
             self.config.save(tmp / "config.json")
         for old in sorted(root.glob("step-*"))[:-self.config.checkpoint.keep]:
             shutil.rmtree(old, ignore_errors=True)
         return path
 
     def latest_checkpoint(self) -> Path | None:
-        found = sorted((self.out / "checkpoints").glob("step-*/state.pt"))
+        root = self.out / "checkpoints"
+        found = sorted([*root.glob(f"step-*/{CHECKPOINT_JSON}"), *root.glob(f"step-*/{LEGACY_PICKLE}")])
         return found[-1].parent if found else None
 
     def resume(self, path: Path | None = None) -> bool:
@@ -367,10 +369,7 @@ class Trainer:
         path = path or self.latest_checkpoint()
         if path is None:
             return False
-        try:
-            state = torch.load(path / "state.pt", weights_only=False)
-        except Exception as e:  # noqa: BLE001 - a truncated or foreign file
-            raise ValueError(f"{path}/state.pt: cannot read the checkpoint ({e}); delete it to start over") from None
+        state = load_state(path)  # never unpickles: safetensors + JSON
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])

@@ -116,7 +116,7 @@ class SparseEncoder(abc.ABC):
         from index import atomic_dir
 
         path = Path(path)
-        with atomic_dir(path, overwrite=overwrite) as tmp:
+        with atomic_dir(path, overwrite=overwrite, kind="encoder") as tmp:
             extra = self.save_files(tmp)
             meta = {"kind": self.kind, "config": self.config(), "library_version": library_version(),
                     "vocabulary": self.vocabulary.to_json(), **extra}

@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import NamedTuple
@@ -30,7 +31,7 @@ import scipy.sparse as sp
 
 from index.late import late_interaction_scores
 from index.sparse import as_csr
-from index.storage import atomic_dir
+from index.storage import MANIFEST, atomic_dir
 
 from . import models
 from .splade import SpladeEncoder, torch_threads
@@ -49,7 +50,9 @@ class TokenStore(NamedTuple):
 
     def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
         path = Path(path)
-        with atomic_dir(path, overwrite=overwrite) as tmp:
+        with atomic_dir(path, overwrite=overwrite, kind="token-store") as tmp:
+            (tmp / MANIFEST).write_text(json.dumps({"format": "lsr-token-store", "texts": len(self)}) + "\n",
+                                        encoding="utf-8")
             np.save(tmp / "offsets.npy", self.offsets)
             np.save(tmp / "indptr.npy", self.tokens.indptr)
             np.save(tmp / "indices.npy", self.tokens.indices)

@@ -105,7 +105,14 @@ def test_flipped_byte_caught_by_verify(built, tmp_path):
     raw = bytearray(f.read_bytes())
     raw[-1] ^= 0xFF
     f.write_bytes(bytes(raw))
-    InvertedIndex.load(path)  # cheap checks pass: same size
+    with pytest.raises(IndexFormatError, match="posting_docs: a posting refers to a document outside"):
+        InvertedIndex.load(path)  # the structural checks run on every load
+    idx.save(path, overwrite=True)
+    f = path / "docid_bytes.npy"  # an id changed into another id: structurally fine, only the checksum tells
+    raw = bytearray(f.read_bytes())
+    raw[-1] ^= 0x01
+    f.write_bytes(bytes(raw))
+    InvertedIndex.load(path)
     with pytest.raises(IndexFormatError, match="checksum"):
         InvertedIndex.load(path, verify=True)
 
