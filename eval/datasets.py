@@ -31,6 +31,7 @@ import io
 import json
 import logging
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,30 +55,66 @@ def open_text(path: Path):
     return open(path, encoding="utf-8")
 
 
-def iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
-    """Yield ``(line_number, object)`` for each non-blank line; a bad line raises naming file and line."""
-    with open_text(path) as f:
+def open_binary(path: Path):
+    """Open a file for reading bytes, transparently gunzipping ``*.gz``."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+
+
+def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Yield ``(line_number, text)`` of every line, decoded one line at a time so that a byte that is
+    not UTF-8 is reported at its own line (a text stream decodes blocks ahead and names a later one)."""
+    path = Path(path)
+    with open_binary(path) as f:
         lineno = 0
         while True:
             try:
-                line = f.readline()
-            except (UnicodeDecodeError, EOFError, OSError, gzip.BadGzipFile) as e:
-                raise DataFormatError(f"{path}:{lineno + 1}: cannot read the file ({e}); is it valid UTF-8 / gzip?") from None
-            if not line:
-                break
+                raw = f.readline()
+            except (EOFError, OSError, gzip.BadGzipFile) as e:
+                raise DataFormatError(f"{path}:{lineno + 1}: cannot read the file ({e}); is it valid gzip?") from None
+            if not raw:
+                return
             lineno += 1
-            if not line.strip():
-                continue
             try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataFormatError(
-                    f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno}); "
-                    "each line must be one JSON object"
-                ) from None
-            if not isinstance(obj, dict):
-                raise DataFormatError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-            yield lineno, obj
+                yield lineno, raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataFormatError(f"{path}:{lineno}: not valid UTF-8 (byte {e.start + 1} of the line: "
+                                      f"{raw[e.start:e.start + 1]!r}); save the file as UTF-8") from None
+
+
+#: characters an id may not contain: TREC runs and qrels are white-space separated lines
+_BAD_ID_CHARS = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
+
+
+def check_id(value: str, what: str, where: str) -> str:
+    """Refuse an id with white space or control characters (``where``: ``file:line``)."""
+    m = _BAD_ID_CHARS.search(value)
+    if m is not None:
+        raise DataFormatError(
+            f"{where}: {what} {value!r} contains {m.group()!r}; ids may not contain white space or control "
+            "characters (TREC runs and qrels are white-space separated lines, so such an id could not be read "
+            "back); rename it in the file"
+        )
+    return value
+
+
+def iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
+    """Yield ``(line_number, object)`` for each non-blank line; a bad line raises naming file and line."""
+    for lineno, line in iter_lines(path):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataFormatError(
+                f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno}); "
+                "each line must be one JSON object"
+            ) from None
+        if not isinstance(obj, dict):
+            raise DataFormatError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+        yield lineno, obj
 
 
 def _text_field(obj: dict, key: str, path: Path, lineno: int) -> str:
@@ -98,7 +135,7 @@ def _id_field(obj: dict, path: Path, lineno: int) -> str:
     value = str(value)
     if not value.strip():
         raise DataFormatError(f'{path}:{lineno}: "_id" is empty')
-    return value
+    return check_id(value, '"_id"', f"{path}:{lineno}")
 
 
 def join_title_text(title: str, text: str) -> str:
@@ -112,11 +149,13 @@ def join_title_text(title: str, text: str) -> str:
 def read_queries(path: Path) -> dict[str, str]:
     """Read a BEIR ``queries.jsonl`` into ``{query_id: text}``; duplicate ids are an error."""
     queries: dict[str, str] = {}
+    lines: dict[str, int] = {}
     for lineno, obj in iter_jsonl(path):
         qid = _id_field(obj, path, lineno)
         if qid in queries:
-            raise DataFormatError(f"{path}:{lineno}: query id {qid!r} occurs twice")
+            raise DataFormatError(f"{path}:{lineno}: query id {qid!r} occurs twice (first at line {lines[qid]})")
         queries[qid] = _text_field(obj, "text", path, lineno)
+        lines[qid] = lineno
     return queries
 
 
@@ -139,37 +178,43 @@ def read_qrels(path: Path) -> QrelsFile:
     path = Path(path)
     qrels: Qrels = {}
     lines: dict[tuple[str, str], int] = {}
-    with open_text(path) as f:
-        for lineno, line in enumerate(f, start=1):
-            row = line.strip()
-            if not row:
-                continue
-            parts = row.split("\t") if "\t" in row else row.split()
-            if lineno == 1 and parts[0].lower() in ("query-id", "query_id", "qid"):
-                continue
-            if len(parts) == 3:
-                qid, did, grade = parts
-            elif len(parts) == 4:
-                qid, _, did, grade = parts
-            else:
-                raise DataFormatError(
-                    f"{path}:{lineno}: expected 3 columns (query-id, corpus-id, score) or 4 (TREC: "
-                    f"qid iter docid rel), got {len(parts)}"
-                )
-            try:
-                rel = int(float(grade)) if float(grade).is_integer() else None
-            except ValueError:
-                rel = None
-            if rel is None:
-                raise DataFormatError(f"{path}:{lineno}: relevance {grade!r} is not an integer")
-            key = (qid, did)
-            if key in lines:
-                raise DataFormatError(
-                    f"{path}:{lineno}: duplicate judgement for query {qid!r}, document {did!r} "
-                    f"(first at line {lines[key]})"
-                )
-            lines[key] = lineno
-            qrels.setdefault(qid, {})[did] = rel
+    negative = 0
+    for lineno, line in iter_lines(path):
+        row = line.strip()
+        if not row:
+            continue
+        parts = row.split("\t") if "\t" in row else row.split()
+        if lineno == 1 and parts[0].lower() in ("query-id", "query_id", "qid"):
+            continue
+        if len(parts) == 3:
+            qid, did, grade = parts
+        elif len(parts) == 4:
+            qid, _, did, grade = parts
+        else:
+            raise DataFormatError(
+                f"{path}:{lineno}: expected 3 columns (query-id, corpus-id, score) or 4 (TREC: "
+                f"qid iter docid rel), got {len(parts)}"
+            )
+        try:
+            rel = int(float(grade)) if float(grade).is_integer() else None
+        except ValueError:
+            rel = None
+        if rel is None:
+            raise DataFormatError(f"{path}:{lineno}: relevance {grade!r} is not an integer")
+        key = (qid, did)
+        if key in lines:
+            raise DataFormatError(
+                f"{path}:{lineno}: duplicate judgement for query {qid!r}, document {did!r} "
+                f"(first at line {lines[key]})"
+            )
+        check_id(qid, "query id", f"{path}:{lineno}")
+        check_id(did, "document id", f"{path}:{lineno}")
+        lines[key] = lineno
+        negative += rel < 0
+        qrels.setdefault(qid, {})[did] = rel
+    if negative:
+        logger.warning("%s: %d judgement(s) with negative relevance, kept as given (TREC's convention: "
+                       "non-relevant; ir_measures counts them as not relevant)", path, negative)
     return QrelsFile(qrels, path, lines)
 
 
@@ -210,11 +255,23 @@ class Corpus:
         return f"Corpus({self.source!r})"
 
 
+def _first_line_of(path: Path, doc_id: str) -> int | None:
+    for lineno, obj in iter_jsonl(path):
+        if str(obj.get("_id")) == doc_id:
+            return lineno
+    return None
+
+
 def _beir_corpus(path: Path) -> Corpus:
     def iterate() -> Iterator[tuple[str, str]]:
         n = 0
+        seen: set[str] = set()  # duplicates are found while reading, not after the corpus is encoded
         for lineno, obj in iter_jsonl(path):
             did = _id_field(obj, path, lineno)
+            if did in seen:
+                raise DataFormatError(f"{path}:{lineno}: document id {did!r} occurs twice (first at line "
+                                      f"{_first_line_of(path, did)}); ids must be unique")
+            seen.add(did)
             text = join_title_text(_text_field(obj, "title", path, lineno), _text_field(obj, "text", path, lineno))
             n += 1
             yield did, text

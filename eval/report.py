@@ -183,6 +183,7 @@ class Report:
             ("p50 ms", lambda e: _get(e, "search_latency", "p50_ms"), "{:.3f}"),
             ("p95 ms", lambda e: _get(e, "search_latency", "p95_ms"), "{:.3f}"),
             ("p99 ms", lambda e: _get(e, "search_latency", "p99_ms"), "{:.3f}"),
+            ("p50 ms +enc", lambda e: _get(e, "encode_and_search_latency", "p50_ms"), "{:.3f}"),
             ("QPS", lambda e: e.get("throughput_qps"), "{:.0f}"),
             ("index MB", lambda e: None if e.get("index_bytes") is None else e["index_bytes"] / 1e6, "{:.2f}"),
             ("build s", lambda e: e.get("build_seconds"), "{:.2f}"),
@@ -244,9 +245,12 @@ class Report:
         ]
         if self.command:
             meta.append(f"- command: `{self.command}`")
-        notes = ("Latency: one query at a time, search only (query encoding is reported separately in "
-                 "report.json); QPS: one batch of all queries. FLOPS: expected multiplications per "
-                 "query-document pair (SPLADE's definition).")
+        notes = ("Latency: one query at a time; p50 ms is the search alone, p50 ms +enc adds the query's encoding "
+                 "(SPLADE runs its model per query, an inference-free encoder only tokenizes); QPS: one batch of all "
+                 "queries, search only. FLOPS: expected multiplications per query-document pair (SPLADE's definition).")
+        warmed = {s.settings.get("warmup") for s in self.systems} - {None}
+        if warmed:
+            notes += " Warm-up: " + "; ".join(sorted(warmed)) + ", so no timing includes kernel compilation."
         parts = [title, "", *meta, "", self.to_markdown(), "", notes, ""]
         if len(self.systems) >= 2 and all(s.per_query for s in self.systems):
             parts += [f"## Against {self.systems[0].name}", "",
@@ -257,7 +261,8 @@ class Report:
 
     # ---------------------------------------------------------------- plot
     def plot(self, path: str | os.PathLike, measure: str | None = None) -> Path | None:
-        """Scatter of a measure (default nDCG@10, else the first) against p50 search latency.
+        """Scatter of a measure (default nDCG@10, else the first) against p50 latency per query: a hollow
+        marker for the search alone, a filled one (joined to it) for query encoding + search.
 
         Returns the path written, or ``None`` when matplotlib is missing (a warning is logged).
         """
@@ -272,19 +277,28 @@ class Report:
         measure = measure or ("nDCG@10" if "nDCG@10" in self.measures else self.measures[0])
         fig, ax = plt.subplots(figsize=(6.5, 4), dpi=120)
         xs = []
-        for s in self.systems:
+        for i, s in enumerate(self.systems):
             x = _get(s.efficiency, "search_latency", "p50_ms")
+            x_enc = _get(s.efficiency, "encode_and_search_latency", "p50_ms")
             y = s.effectiveness.get(measure)
             if x is None or y is None:
                 continue
+            color = f"C{i % 10}"
             xs.append(x)
-            ax.scatter([x], [y], s=40)
-            ax.annotate(s.name, (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
+            ax.scatter([x], [y], s=40, facecolors="none", edgecolors=color)
+            label_x = x
+            if x_enc is not None and x_enc > 0:  # the same system with its query encoding: filled, joined
+                xs.append(x_enc)
+                ax.plot([x, x_enc], [y, y], color=color, lw=0.8, alpha=0.6)
+                ax.scatter([x_enc], [y], s=40, color=color)
+                label_x = x_enc
+            ax.annotate(s.name, (label_x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
         log = bool(xs) and min(xs) > 0 and max(xs) / min(xs) > 10
         if log:
             ax.set_xscale("log")
         ax.margins(x=0.25, y=0.15)
-        ax.set_xlabel("p50 search latency per query (ms" + (", log scale)" if log else ")"))
+        ax.set_xlabel("p50 latency per query (ms" + (", log scale" if log else "")
+                      + "): ○ search only, ● query encoding + search")
         ax.set_ylabel(measure)
         ax.set_title(f"{self.dataset.get('name')} {self.dataset.get('split') or ''}: {measure} vs latency")
         ax.grid(True, alpha=0.3)

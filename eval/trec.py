@@ -8,7 +8,9 @@ with its path and line number.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+from typing import TextIO
 
 from .atomic import atomic_file
 from .datasets import open_text, read_qrels
@@ -29,16 +31,71 @@ def _score_text(score: float) -> str:
     return text if float(text) == score else f"{score:.9g}"
 
 
-def write_trec_run(run: Run, path: str | os.PathLike, name: str = "lsr") -> Path:
-    """Write ``run`` as a TREC run file (via a temporary file, then rename)."""
-    path = Path(path)
-    if not name or any(c.isspace() for c in name):
-        raise ValueError(f"run name {name!r} must be non-empty and contain no white space")
-    with atomic_file(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+_BAD_ID = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
+
+
+def _check_ids(qid: str, docs: dict[str, float]) -> None:
+    """Refuse ids that would break the white-space separated line (one regex pass per query)."""
+    if _BAD_ID.search(qid) or not qid:
+        raise ValueError(f"query id {qid!r} is empty or contains white space or control characters; a TREC run "
+                         "could not be read back")
+    if _BAD_ID.search("".join(docs)):
+        bad = next(d for d in docs if _BAD_ID.search(d) or not d)
+        raise ValueError(f"document id {bad!r} (query {qid!r}) contains white space or control characters; a TREC "
+                         "run could not be read back: rename it in the corpus")
+
+
+class TrecRunWriter:
+    """Write a run in parts (e.g. one slice of queries at a time) to a file, whole or not at all.
+
+    Example:
+        >>> with TrecRunWriter("run.trec", name="lsr") as w:            # doctest: +SKIP
+        ...     for part in parts: w.write(part)                         # doctest: +SKIP
+    """
+
+    def __init__(self, path: str | os.PathLike | None, name: str = "lsr", stream: TextIO | None = None):
+        if not name or _BAD_ID.search(name):
+            raise ValueError(f"run name {name!r} must be non-empty and contain no white space")
+        self.path = None if path is None else Path(path)
+        self.name = name
+        self.stream = stream
+        self.lines = 0
+        self._atomic = None
+        self._file = None
+
+    def __enter__(self) -> TrecRunWriter:
+        if self.path is not None:
+            self._atomic = atomic_file(self.path)
+            tmp = self._atomic.__enter__()
+            self._file = open(tmp, "w", encoding="utf-8")
+        elif self.stream is None:
+            raise ValueError("give a path or a stream to write the run to")
+        return self
+
+    def write(self, run: Run) -> None:
+        """Append ``run``'s queries (in sorted order; each query must come in one part)."""
+        f = self._file or self.stream
         for qid in sorted(run):
-            for rank, (did, score) in enumerate(ranked(run[qid]), start=1):
-                f.write(f"{qid} Q0 {did} {rank} {_score_text(score)} {name}\n")
-    return path
+            _check_ids(qid, run[qid])
+            f.writelines(f"{qid} Q0 {did} {rank} {_score_text(score)} {self.name}\n"
+                         for rank, (did, score) in enumerate(ranked(run[qid]), start=1))
+            self.lines += len(run[qid])
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._atomic.__exit__(exc_type, exc, tb)
+
+
+def write_trec_run(run: Run, path: str | os.PathLike, name: str = "lsr") -> Path:
+    """Write ``run`` as a TREC run file (via a temporary file, then rename).
+
+    Raises:
+        ValueError: an id with white space or control characters (the file could not be read back).
+    """
+    with TrecRunWriter(path, name) as w:
+        w.write(run)
+    return Path(path)
 
 
 def read_trec_run(path: str | os.PathLike) -> Run:

@@ -18,6 +18,7 @@ from .results import NO_DOC, SearchResults
 from .sparse import SparseBatch, as_csr
 from .storage import atomic_dir, directory_size
 from .tuning import Tuned, recall_at_k, tune_approximate
+from .warmup import warm_up
 
 __all__ = [
     "InvertedIndex",
@@ -42,4 +43,5 @@ __all__ = [
     "Tuned",
     "recall_at_k",
     "tune_approximate",
+    "warm_up",
 ]

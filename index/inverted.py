@@ -503,7 +503,8 @@ class InvertedIndex:
 
         Args:
             queries: ``n_queries x dim`` query vectors (any input :func:`index.sparse.as_csr` accepts).
-            k: results per query; slots past the last matching document hold ``-1`` / ``-inf``.
+            k: results per query, capped at the number of documents (the result arrays then have
+                ``n_docs`` columns); slots past the last matching document hold ``-1`` / ``-inf``.
             engine: ``"auto"`` (exact; default), ``"taat"``, ``"blockmax"`` or ``"oracle"``.
             approx: :class:`Approx` knobs for approximate search; ``None`` is exact.
             vocabulary: the queries' vocabulary; refused if it differs from the index's.
@@ -520,7 +521,7 @@ class InvertedIndex:
                         vocabulary: Vocabulary | tuple | None = None, threads: int | None = None,
                         seed_blocks: int = DEFAULT_SEED_BLOCKS) -> DetailedSearch:
         """:meth:`search`, plus per-query work statistics (:class:`SearchStats`)."""
-        k = _check_k(k)
+        k = _check_k(k, self.n_docs)
         if engine not in ENGINES:
             raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
         if approx is not None:

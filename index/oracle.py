@@ -15,17 +15,27 @@ Example:
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import scipy.sparse as sp
 
 from .results import SearchResults, empty_results
 from .sparse import as_csr
 
+logger = logging.getLogger(__name__)
 
-def _check_k(k) -> int:
+
+def _check_k(k, n_docs: int | None = None) -> int:
+    """``k`` validated, and capped at ``n_docs`` when given: no search returns more than every document,
+    so a mistyped ``k`` cannot allocate queries x k result buffers beyond the collection."""
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}")
-    return int(k)
+    k = int(k)
+    if n_docs is not None and k > max(int(n_docs), 1):
+        logger.info("k=%d capped at the %d documents of the collection", k, n_docs)
+        k = max(int(n_docs), 1)
+    return k
 
 
 def topk_rows(scores: sp.csr_array, k: int, out: SearchResults, row_offset: int = 0) -> None:
@@ -85,7 +95,7 @@ def brute_force_search(docs, queries, k: int = 10, *, batch_size: int = 256) -> 
     Returns:
         :class:`SearchResults` with ``doc_idx`` int32 and ``scores`` float32, ``[n_queries, k]``.
     """
-    k = _check_k(k)
     d = as_csr(docs, name="documents")
+    k = _check_k(k, d.shape[0])
     q = as_csr(queries, dim=d.shape[1], name="queries")
     return score_topk(q, sp.csr_array(d.T), k, batch_size=batch_size)

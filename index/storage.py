@@ -365,8 +365,9 @@ def load_array(directory: Path, entry: dict, mmap: bool, verify: bool) -> np.nda
         raise IndexFormatError(f"{path} fails its sha256 checksum: the file is corrupt; rebuild the index")
     try:
         arr = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as e:
-        raise IndexFormatError(f"{path} cannot be read as a .npy array ({e}); rebuild the index") from None
+    except Exception as e:  # noqa: BLE001 - a corrupt header fails inside numpy's parser in many ways
+        raise IndexFormatError(f"{path} cannot be read as a .npy array ({type(e).__name__}: {e}); "
+                               "the index is corrupt, rebuild it") from None
     if arr.dtype != dtype or arr.shape != shape:
         raise IndexFormatError(
             f"{path} holds {arr.dtype}{list(arr.shape)} but the manifest says {dtype}{list(shape)}; "

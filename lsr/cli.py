@@ -7,8 +7,10 @@ loads torch. Exit codes: 0 success, 1 failure (bad input, missing files...), 2 u
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
 import shlex
 import sys
 from collections.abc import Sequence
@@ -17,6 +19,8 @@ from pathlib import Path
 logger = logging.getLogger("lsr")
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+#: ``lsr search --queries`` searches and writes this many results (queries x k) at a time
+RESULTS_PER_SLICE = 500_000
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
@@ -62,6 +66,13 @@ def _add_search_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--threads", type=int, default=None, help="search threads (default: all cores)")
 
 
+def _add_verbosity(p: argparse.ArgumentParser, default) -> None:
+    p.add_argument("-v", "--verbose", action="count", default=0 if default is None else default,
+                   help="more logging (-vv for debug and tracebacks)")
+    p.add_argument("-q", "--quiet", action="store_true", default=False if default is None else default,
+                   help="only errors; no progress bars (transformers' included)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lsr",
@@ -75,9 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
             "  lsr search idx/scifact \"what causes insulin resistance\" -k 10\n"
         ),
     )
+    from index._version import library_version
+
+    parser.add_argument("--version", action="version", version=f"lsr {library_version()}")
+    _add_verbosity(parser, None)
+    # the same flags after the subcommand; SUPPRESS keeps a subcommand from resetting what came before it
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
-    common.add_argument("-q", "--quiet", action="store_true", help="only errors; no progress bars")
+    _add_verbosity(common, argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     # ---- evaluate
@@ -105,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--format", choices=("table", "json"), default="table", help="what to print on stdout")
     _add_index_options(ev)
     _add_search_options(ev)
+    ev.set_defaults(handler=cmd_evaluate, sub=ev)
 
     # ---- encode
     en = sub.add_parser(
@@ -124,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     en.add_argument("--out", required=True, help="encoding folder")
     en.add_argument("--shard-size", type=int, default=4096, help="documents per shard (default 4096)")
     en.add_argument("--overwrite", action="store_true", help="start over instead of resuming")
+    en.set_defaults(handler=cmd_encode, sub=en)
 
     # ---- export
     ex = sub.add_parser(
@@ -143,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--queries", help="export these queries (BEIR jsonl or TSV), encoded by the index's encoder")
     ex.add_argument("--out", required=True, help="output .jsonl / .jsonl.gz (documents) or .tsv (queries)")
     ex.add_argument("--scale", type=float, default=100.0, help="integer weight = round(weight x scale) (default 100)")
+    ex.set_defaults(handler=cmd_export, sub=ex)
 
     # ---- train
     tr = sub.add_parser(
@@ -165,10 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="override a config value (dotted key; the value is parsed as JSON when it can be)")
     tr.add_argument("--data-dir", default=None, help="root folder of BEIR data sets (default: $LSR_DATA)")
     tr.add_argument("--list-recipes", action="store_true", help="list the shipped recipes and exit")
+    tr.set_defaults(handler=cmd_train, sub=tr)
 
     # ---- index
     ix = sub.add_parser("index", help="build or inspect an index", formatter_class=_Formatter, parents=[common])
     ixsub = ix.add_subparsers(dest="index_command", metavar="ACTION")
+    ix.set_defaults(handler=None, sub=ix)
     b = ixsub.add_parser(
         "build", formatter_class=_Formatter, parents=[common], help="encode a corpus and write an index directory",
         description="Encode a corpus and write an index directory (arrays + manifest.json, encoder/ beside).",
@@ -191,12 +211,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also index the vectors with Lucene (Anserini) into OUT/lucene, for --engine lucene")
     b.add_argument("--threads", type=int, default=1, help="Anserini indexing threads (with --lucene)")
     _add_index_options(b)
+    b.set_defaults(handler=cmd_index_build, sub=b)
     info = ixsub.add_parser(
         "info", formatter_class=_Formatter, parents=[common], help="print an index's manifest summary",
         epilog="example:\n  lsr index info idx/scifact --verify\n",
     )
     info.add_argument("path", help="index directory")
     info.add_argument("--verify", action="store_true", help="check every checksum and invariant")
+    info.set_defaults(handler=cmd_index_info, sub=info)
 
     # ---- search
     s = sub.add_parser(
@@ -218,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--format", choices=("text", "json", "trec"), default="text", help="output for one query")
     s.add_argument("--run-name", default="lsr", help="run name column of the TREC file")
     _add_search_options(s)
+    s.set_defaults(handler=cmd_search, sub=s)
     return parser
 
 
@@ -277,7 +300,7 @@ def _search_options(args, parser, index=None, encoder=None, tune_texts=None) -> 
 
 
 def _read_query_file(path: str) -> dict[str, str]:
-    from eval.datasets import read_queries
+    from eval.datasets import check_id, iter_lines, read_queries
     from eval.errors import DataFormatError
 
     p = Path(path)
@@ -286,17 +309,17 @@ def _read_query_file(path: str) -> dict[str, str]:
     else:
         if not p.exists():
             raise FileNotFoundError(f"{p}: no such queries file")
-        queries = {}
-        with open(p, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                qid, tab, text = line.rstrip("\n").partition("\t")
-                if not tab:
-                    raise DataFormatError(f"{p}:{lineno}: expected 'id<TAB>text' (or use a BEIR queries.jsonl)")
-                if qid in queries:
-                    raise DataFormatError(f"{p}:{lineno}: query id {qid!r} occurs twice")
-                queries[qid] = text
+        queries, first = {}, {}
+        for lineno, line in iter_lines(p):
+            if not line.strip():
+                continue
+            qid, tab, text = line.rstrip("\r\n").partition("\t")
+            if not tab:
+                raise DataFormatError(f"{p}:{lineno}: expected 'id<TAB>text' (or use a BEIR queries.jsonl)")
+            check_id(qid, "query id", f"{p}:{lineno}")
+            if qid in queries:
+                raise DataFormatError(f"{p}:{lineno}: query id {qid!r} occurs twice (first at line {first[qid]})")
+            queries[qid], first[qid] = text, lineno
     if not queries:
         raise DataFormatError(f"{p}: no queries in the file")
     for qid, text in queries.items():
@@ -440,6 +463,12 @@ def cmd_index_info(args, parser) -> int:
 
     idx = InvertedIndex.load(args.path, verify=args.verify)
     m = idx.manifest
+    encoder_checked = None
+    if (Path(args.path) / "encoder").is_dir():
+        from .pipeline import check_encoder_identity
+
+        check_encoder_identity(Path(args.path), m)  # refuses a swapped encoder/ folder
+        encoder_checked = m.get("encoder_identity") is not None
     df = idx.doc_frequencies()
     summary = {
         "path": str(args.path),
@@ -455,6 +484,8 @@ def cmd_index_info(args, parser) -> int:
         "encoder": m.get("encoder"),
         "bytes_on_disk": directory_size(args.path),
         "verified": bool(args.verify),
+        "encoder_identity": m.get("encoder_identity"),
+        "encoder_identity_checked": encoder_checked,
     }
     print(json.dumps(summary, indent=2))
     return EXIT_OK
@@ -470,25 +501,28 @@ def cmd_search(args, parser) -> int:
         parser.error("the query is empty")
     retriever = Retriever.load(args.index)
     doc_ids = retriever.index.doc_ids
+    n_docs = retriever.index.n_docs
+    if args.k > n_docs:
+        print(f"lsr search: -k {args.k} capped at the index's {n_docs} documents", file=sys.stderr)
+    k = min(args.k, n_docs)
     if args.queries:
-        from eval import write_trec_run
+        from eval.trec import TrecRunWriter
 
         queries = _read_query_file(args.queries)
         options = _search_options(args, parser, retriever.index, retriever.encoder, list(queries.values()))
-        run = retriever.search_run(queries, k=args.k, **options)
+        qids = sorted(queries)
+        # a slice of queries at a time, so memory holds at most RESULTS_PER_SLICE results, not queries x k
+        step = max(1, RESULTS_PER_SLICE // k)
+        with TrecRunWriter(args.out, name=args.run_name, stream=sys.stdout) as writer:
+            for lo in range(0, len(qids), step):
+                part = qids[lo:lo + step]
+                res = retriever.search([queries[q] for q in part], k=k, **options)
+                writer.write(res.to_run(part, doc_ids))
         if args.out:
-            write_trec_run(run, args.out, name=args.run_name)
-            print(f"wrote {sum(len(v) for v in run.values())} results for {len(run)} queries to {args.out}",
-                  file=sys.stderr)
-        else:
-            from eval.trec import ranked
-
-            for qid in run:
-                for rank, (did, score) in enumerate(ranked(run[qid]), start=1):
-                    print(f"{qid} Q0 {did} {rank} {score:.6f} {args.run_name}")
+            print(f"wrote {writer.lines} results for {len(qids)} queries to {args.out}", file=sys.stderr)
         return EXIT_OK
 
-    res = retriever.search([args.query], k=args.k, **_search_options(args, parser))
+    res = retriever.search([args.query], k=k, **_search_options(args, parser))
     hits = [(doc_ids[int(d)], float(s)) for d, s in zip(res.doc_idx[0], res.scores[0]) if d >= 0]
     if args.format == "json":
         terms = [{"term": t, "weight": w}
@@ -540,39 +574,66 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as e:  # argparse: --help (0) or a usage error (2)
+    except SystemExit as e:  # argparse: --help / --version (0) or a usage error (2)
         return int(e.code) if isinstance(e.code, int) else EXIT_USAGE
-    args.verbose = getattr(args, "verbose", 0)
-    args.quiet = getattr(args, "quiet", False)
-    _setup_logging(args.verbose, args.quiet)
-    handlers = {"evaluate": cmd_evaluate, "search": cmd_search, "encode": cmd_encode, "export": cmd_export,
-                "train": cmd_train}
-    try:
-        if args.command == "index":
-            if args.index_command == "build":
-                return cmd_index_build(args, parser)
-            if args.index_command == "info":
-                return cmd_index_info(args, parser)
-            parser.error("`lsr index` needs an action: build or info (see `lsr index --help`)")
-        if args.command in handlers:
-            return handlers[args.command](args, parser)
+    sub = getattr(args, "sub", parser)  # usage errors print the usage of the subcommand that failed
+    handler = getattr(args, "handler", None)
+    if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    except SystemExit as e:  # parser.error inside a command
-        return int(e.code) if isinstance(e.code, int) else EXIT_USAGE
-    except KeyboardInterrupt:
-        print("lsr: interrupted", file=sys.stderr)
-        return 130
-    except (ValueError, OSError, RuntimeError) as e:
-        if args.verbose >= 2:
-            logger.exception("failed")
-        print(f"lsr: error: {e}", file=sys.stderr)
-        return EXIT_FAIL
-    except Exception as e:  # a bug: say so, keep the traceback one flag away
-        if args.verbose >= 2:
-            logger.exception("unexpected failure")
-        print(f"lsr: unexpected error: {type(e).__name__}: {e} (run with -vv for the traceback)", file=sys.stderr)
-        return EXIT_FAIL
+    if handler is None:
+        try:
+            sub.error("`lsr index` needs an action: build or info (see `lsr index --help`)")
+        except SystemExit as e:
+            return int(e.code) if isinstance(e.code, int) else EXIT_USAGE
+    with _quiet_environment(args.quiet):
+        _setup_logging(args.verbose, args.quiet)
+        try:
+            return handler(args, sub)
+        except SystemExit as e:  # sub.error inside a command
+            return int(e.code) if isinstance(e.code, int) else EXIT_USAGE
+        except KeyboardInterrupt:
+            print("lsr: interrupted", file=sys.stderr)
+            return 130
+        except (ValueError, OSError, RuntimeError) as e:
+            if args.verbose >= 2:
+                logger.exception("failed")
+            print(f"{sub.prog}: error: {e}", file=sys.stderr)
+            return EXIT_FAIL
+        except Exception as e:  # a bug: say so, keep the traceback one flag away
+            if args.verbose >= 2:
+                logger.exception("unexpected failure")
+            print(f"{sub.prog}: unexpected error: {type(e).__name__}: {e} (run with -vv for the traceback)",
+                  file=sys.stderr)
+            return EXIT_FAIL
+
+
+#: environment variables that silence the progress bars of tqdm and of Hugging Face libraries
+_QUIET_ENV = {"TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error"}
+
+
+@contextlib.contextmanager
+def _quiet_environment(quiet: bool):
+    """With ``-q``: no progress bar from anyone (lsr's, transformers', the hub's) for the command; restored after."""
+    if not quiet:
+        yield
+        return
+    before = {k: os.environ.get(k) for k in _QUIET_ENV}
+    os.environ.update(_QUIET_ENV)
+    hf_logging = sys.modules.get("transformers.utils.logging")  # imported earlier in this process
+    was_active = hf_logging.is_progress_bar_enabled() if hf_logging is not None else None
+    if hf_logging is not None:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        if hf_logging is not None and was_active:
+            hf_logging.enable_progress_bar()
 
 
 def run() -> None:

@@ -236,4 +236,6 @@ def index_shards(directory: str | os.PathLike, out: str | os.PathLike, *, overwr
     except BaseException:
         builder.abort()
         raise
-    return builder.finish(extra=lambda tmp: encoder.save(tmp / "encoder"))
+    from .pipeline import save_encoder_into
+
+    return builder.finish(extra=lambda tmp: save_encoder_into(encoder, tmp))

@@ -15,7 +15,9 @@ its ``encoder/`` subdirectory.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import json
 import logging
 import os
 import shutil
@@ -33,9 +35,13 @@ from eval.efficiency import flops, latency_stats, throughput, vector_length_stat
 from eval.metrics import parse_measures
 from index import Approx, InvertedIndex, SearchResults, atomic_dir, directory_size
 from index.inverted import DEFAULT_BLOCK_SIZE
+from index.oracle import _check_k
+from index.storage import write_lock
+from index.warmup import WARMUP_NOTE, warm_up
 from index.results import empty_results
 
 from .encoders import SparseEncoder, load_encoder
+from .encoders.base import folder_identity
 
 logger = logging.getLogger(__name__)
 
@@ -171,6 +177,7 @@ class Retriever:
         """Top-k documents of encoded queries, on lsr's engine or (``engine="lucene"``) on Lucene."""
         if engine not in ENGINES:
             raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+        k = _check_k(k, self.index.n_docs)
         if engine != "lucene":
             return self.index.search(queries, k=k, vocabulary=self.encoder.vocabulary, engine=engine, approx=approx,
                                      threads=threads)
@@ -187,6 +194,7 @@ class Retriever:
         """Encode query texts and return their top-k documents (options as :meth:`InvertedIndex.search`)."""
         if isinstance(texts, str):
             texts = [texts]
+        k = _check_k(k, self.index.n_docs)
         if self.token_store is not None:
             return self._search_late_interaction(texts, k, engine=engine, approx=approx, threads=threads)
         q = self.encoder.encode_queries(texts)
@@ -220,7 +228,7 @@ class Retriever:
         path = Path(path)
         with atomic_dir(path, overwrite=overwrite) as tmp:
             self.index.write_into(tmp)
-            self.encoder.save(tmp / ENCODER_SUBDIR)
+            save_encoder_into(self.encoder, tmp)
             if self.token_store is not None:
                 self.token_store.save(tmp / TOKEN_SUBDIR)
             if self.lucene is not None:
@@ -243,6 +251,7 @@ class Retriever:
                 f"{enc_dir}: the index has no saved encoder, so queries cannot be encoded; "
                 "rebuild it with `lsr index build` (or Retriever.save)"
             )
+        check_encoder_identity(path, index.manifest)
         token_store = None
         if (path / TOKEN_SUBDIR).is_dir():
             from .encoders.slim import TokenStore
@@ -260,6 +269,35 @@ class Retriever:
                 raise ValueError(f"{path / LUCENE_SUBDIR} holds {lucene.n_docs} documents, the index "
                                  f"{index.n_docs}; rebuild the index")
         return cls(index, load_encoder(enc_dir), token_store=token_store, lucene=lucene)
+
+
+class EncoderMismatchError(ValueError):
+    """An index folder's ``encoder/`` is not the encoder the index was built with."""
+
+
+def save_encoder_into(encoder: SparseEncoder, directory: Path) -> None:
+    """Save ``encoder`` as ``directory/encoder`` and record its identity in ``directory``'s manifest."""
+    from index.storage import MANIFEST, write_json
+
+    encoder.save(directory / ENCODER_SUBDIR)
+    mpath = directory / MANIFEST
+    manifest = json.loads(mpath.read_text(encoding="utf-8"))
+    manifest["encoder_identity"] = folder_identity(directory / ENCODER_SUBDIR)
+    write_json(mpath, manifest)
+
+
+def check_encoder_identity(path: Path, manifest: dict) -> None:
+    """Refuse an index whose ``encoder/`` folder is not the one its manifest records (older indexes record none)."""
+    recorded = manifest.get("encoder_identity")
+    if recorded is None:
+        return
+    found = folder_identity(Path(path) / ENCODER_SUBDIR)
+    if found != recorded:
+        raise EncoderMismatchError(
+            f"{Path(path) / ENCODER_SUBDIR} is not the encoder this index was built with: the index records "
+            f"{recorded}, the folder holds {found}. Queries encoded by another model rank differently even "
+            "with the same vocabulary; put back the encoder the index was built with, or rebuild the index"
+        )
 
 
 def build_index(corpus, encoder: SparseEncoder | str, **options) -> Retriever:
@@ -280,6 +318,12 @@ def measure_queries(retriever: Retriever, texts: Sequence[str], k: int, show_pro
     Returns the batch results and a dict of efficiency statistics.
     """
     opts = {"engine": engine, "approx": approx, "threads": threads}
+    if texts:  # compile what this search runs (serial and parallel kernels) and warm the encoder first
+        for batch in (list(texts[:1]), list(texts[:2])):
+            retriever.search(batch, k, **opts)
+            if engine == "auto" and retriever.token_store is None and retriever.index.has_block_max:
+                for forced in ("taat", "blockmax"):
+                    retriever.search(batch, k, **{**opts, "engine": forced})
     if retriever.token_store is not None:
         return _measure_late_interaction(retriever, texts, k, show_progress, opts)
     enc, idx = retriever.encoder, retriever.index
@@ -308,6 +352,7 @@ def measure_queries(retriever: Retriever, texts: Sequence[str], k: int, show_pro
     stats = {
         "search_latency": latency_stats(search_lat),
         "query_encode_latency": latency_stats(enc_lat),
+        "encode_and_search_latency": latency_stats(enc_lat + search_lat),
         "throughput_qps": throughput(n, t2 - t1),
         "batch_query_encode_seconds": t1 - t0,
         "batch_search_seconds": t2 - t1,
@@ -335,6 +380,7 @@ def _measure_late_interaction(retriever: Retriever, texts: Sequence[str], k: int
     pooled = enc.pool(enc.encode_query_tokens(texts))
     stats = {
         "search_latency": latency_stats(lat),
+        "encode_and_search_latency": latency_stats(lat),
         "search_latency_includes": "query encoding + index candidates + late-interaction re-scoring",
         "throughput_qps": throughput(n, t1 - t0),
         "query_nnz": vector_length_stats(pooled.indptr),
@@ -389,6 +435,7 @@ def evaluate_dataset(
     parsed = parse_measures(measures)
     corpus = dataset.corpus  # raises MissingCorpusError for queries/qrels-only sets
 
+    warm_up(quantization=quantization, block_size=block_size, block_max=block_max, reorder=reorder)
     retriever = Retriever.build(corpus, encoder, quantization=quantization, block_size=block_size,
                                 block_max=block_max, reorder=reorder, show_progress=show_progress)
     idx = retriever.index
@@ -430,7 +477,7 @@ def evaluate_dataset(
     }
     import numba
 
-    settings = {"encoder": encoder.describe(), "k": k, "engine": engine,
+    settings = {"encoder": encoder.describe(), "k": k, "engine": engine, "warmup": WARMUP_NOTE,
                 "approx": approx._asdict() if approx is not None else None,
                 "index": {"quantization": quantization, "block_size": block_size, "block_max": idx.has_block_max,
                           "reorder": idx.manifest.get("reorder"),
@@ -453,15 +500,23 @@ def compare(dataset: Dataset, encoders: dict[str, SparseEncoder | str], *, k: in
     """
     if not encoders:
         raise ValueError("no encoders to evaluate")
+    files: dict[str, str] = {}
+    for name in encoders:  # each system's run file is <safe name>.run: two names must not share one
+        if _safe(name) in files:
+            raise ValueError(f"system names {files[_safe(name)]!r} and {name!r} would both write {_safe(name)}.run; "
+                             "give names that differ in letters, digits or - _ . = (CLI: --name)")
+        files[_safe(name)] = name
     parsed = parse_measures(measures)
-    systems = [
-        evaluate_dataset(dataset, enc, name=name, k=k, measures=parsed, out_dir=out_dir,
-                         keep_index=keep_index, show_progress=show_progress, **options)
-        for name, enc in encoders.items()
-    ]
-    report = Report(dataset=dataset.describe(), measures=[str(m) for m in parsed], systems=systems, command=command)
-    if out_dir is not None:
-        report.save(out_dir)
+    with write_lock(out_dir) if out_dir is not None else contextlib.nullcontext():
+        systems = [
+            evaluate_dataset(dataset, enc, name=name, k=k, measures=parsed, out_dir=out_dir,
+                             keep_index=keep_index, show_progress=show_progress, **options)
+            for name, enc in encoders.items()
+        ]
+        report = Report(dataset=dataset.describe(), measures=[str(m) for m in parsed], systems=systems,
+                        command=command)
+        if out_dir is not None:
+            report.save(out_dir)
     return report
 
 

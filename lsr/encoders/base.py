@@ -15,6 +15,7 @@ plus whatever files the kind needs (vocabulary, statistics, weights).
 from __future__ import annotations
 
 import abc
+import hashlib
 import json
 import os
 from collections.abc import Iterable, Sequence
@@ -124,6 +125,26 @@ class SparseEncoder(abc.ABC):
                 json.dump(meta, f, indent=2)
                 f.write("\n")
         return path
+
+
+def folder_identity(directory: str | os.PathLike) -> str:
+    """``"sha256:<hex>"`` over every file of an encoder folder (relative names and contents, sorted).
+
+    Two folders have the same identity exactly when they hold the same files with the same bytes:
+    the config, the weights, the tokenizer and any fitted statistics (BM25's, IDF tables). An index
+    records the identity of the encoder it was built with, so that a swapped ``encoder/`` folder
+    (another model with the same vocabulary would rank differently, silently) is refused on load.
+    """
+    directory = Path(directory)
+    h = hashlib.sha256()
+    files = sorted(p for p in directory.rglob("*") if p.is_file())
+    for p in files:
+        rel = p.relative_to(directory).as_posix().encode("utf-8")
+        h.update(len(rel).to_bytes(8, "little") + rel + p.stat().st_size.to_bytes(8, "little"))
+        with open(p, "rb") as f:
+            for block in iter(lambda f=f: f.read(1 << 22), b""):
+                h.update(block)
+    return f"sha256:{h.hexdigest()}"
 
 
 def config_of(directory: Path, meta: dict) -> dict:

@@ -8,6 +8,7 @@ def make_report(n_systems=2):
         SystemResult(
             name=f"sys{i}", settings={"k1": 0.9 + i}, effectiveness={"nDCG@10": 0.5 + i / 10, "R@100": 0.8},
             efficiency={"search_latency": {"p50_ms": 1.0 + i, "p95_ms": 2.0, "p99_ms": 3.0},
+                        "encode_and_search_latency": {"p50_ms": 1.5 + i},
                         "query_nnz": {"mean": 5.0}, "doc_nnz": {"mean": 100.0}, "flops": 0.5,
                         "throughput_qps": 1000.0, "index_bytes": 2_000_000, "build_seconds": 0.5,
                         "doc_encode_seconds": 3.0},
@@ -22,7 +23,7 @@ def make_report(n_systems=2):
 def test_markdown_table_has_effectiveness_and_efficiency():
     md = make_report().to_markdown().splitlines()
     assert md[0].startswith("| system | nDCG@10 | R@100 | q nnz | d nnz | FLOPS | p50 ms")
-    assert md[2] == ("| sys0 | 0.5000 | 0.8000 | 5.0 | 100.0 | 0.5 | 1.000 | 2.000 | 3.000 | 1000 | 2.00 "
+    assert md[2] == ("| sys0 | 0.5000 | 0.8000 | 5.0 | 100.0 | 0.5 | 1.000 | 2.000 | 3.000 | 1.500 | 1000 | 2.00 "
                      "| 0.50 | 3.0 |")
 
 

@@ -24,6 +24,7 @@ def test_matches_dense_reference(make_csr, rng, integer, k):
     queries = make_csr(rng, 12, 25, 0.2, integer=integer)
     queries = sp.csr_array(np.vstack([queries.toarray(), np.zeros((1, 25), np.float32)]))  # an empty query
     res = brute_force_search(docs, queries, k=k)
+    k = min(k, 60)  # k is capped at the number of documents
     ref_idx, ref_val = dense_topk(docs.toarray().astype(np.float64), queries.toarray().astype(np.float64), k)
     assert res.doc_idx.dtype == np.int32 and res.scores.dtype == np.float32
     assert res.doc_idx.shape == (13, k)
@@ -39,12 +40,13 @@ def test_ties_broken_by_doc_index():
     assert res.scores.tolist() == [[1.0] * 4]
 
 
-def test_k_larger_than_corpus_and_single_document():
-    docs = sp.csr_array(np.array([[0.0, 2.0]]))
-    res = brute_force_search(docs, sp.csr_array(np.array([[0.0, 1.0], [1.0, 0.0]])), k=5)
-    assert res.doc_idx.tolist() == [[0, -1, -1, -1, -1], [-1] * 5]
-    assert res.n_found().tolist() == [1, 0]
-    assert np.isinf(res.scores[1]).all()
+def test_k_larger_than_corpus_is_capped_and_single_document():
+    docs = sp.csr_array(np.array([[0.0, 2.0], [0.0, 0.0], [3.0, 0.0]]))
+    res = brute_force_search(docs, sp.csr_array(np.array([[0.0, 1.0], [1.0, 0.0], [0.0, 0.0]])), k=5_000_000)
+    assert res.k == 3  # not 5,000,000 columns: a mistyped k cannot exhaust memory
+    assert res.doc_idx.tolist() == [[0, -1, -1], [2, -1, -1], [-1, -1, -1]]
+    assert res.n_found().tolist() == [1, 1, 0]
+    assert np.isinf(res.scores[2]).all()
 
 
 def test_batching_does_not_change_results(make_csr, rng):
