@@ -251,7 +251,9 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False, *, kind: str = 
         apply_umask(tmp)
         try:
             yield tmp
-            if final.exists():
+            if final.exists() and _holds_cwd(final):
+                _fill_in_place(tmp, final, MARKERS[kind][0])
+            elif final.exists():
                 trash = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-{os.getpid()}-", dir=final.parent))
                 os.replace(final, trash / "old")
                 os.replace(tmp, final)
@@ -261,6 +263,35 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False, *, kind: str = 
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+
+
+def _holds_cwd(final: Path) -> bool:
+    """Whether ``final`` is the working directory or one above it (``--out .``)."""
+    try:
+        cwd = Path.cwd()
+    except OSError:
+        return False
+    return cwd == final or final in cwd.parents
+
+
+def _fill_in_place(tmp: Path, final: Path, marker: str) -> None:
+    """Move ``tmp``'s entries into ``final`` (the marker file last) instead of renaming ``tmp`` over it.
+
+    Renaming over the working directory would leave this process and the user's shell in a deleted
+    folder. Readers still see all or nothing: an artifact is read only through its marker file, which is
+    removed first and moved in last.
+    """
+    (final / marker).unlink(missing_ok=True)
+    old = [p for p in final.iterdir()]
+    if old:  # only an lsr artifact of the same kind gets here (check_target)
+        trash = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-{os.getpid()}-", dir=final.parent))
+        for p in old:
+            os.replace(p, trash / p.name)
+        shutil.rmtree(trash, ignore_errors=True)
+    entries = sorted(tmp.iterdir(), key=lambda p: p.name == marker)
+    for p in entries:
+        os.replace(p, final / p.name)
+    tmp.rmdir()
 
 
 def file_sha256(path: Path, chunk: int = 1 << 22) -> str:

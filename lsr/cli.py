@@ -158,7 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--index", help="an index directory built by lsr (with its encoder)")
     ex.add_argument("--shards", help="an encoding folder written by `lsr encode`")
     ex.add_argument("--queries", help="export these queries (BEIR jsonl or TSV), encoded by the index's encoder")
-    ex.add_argument("--out", required=True, help="output .jsonl / .jsonl.gz (documents) or .tsv (queries)")
+    ex.add_argument("--out", required=True,
+                    help="output: documents to .jsonl / .jsonl.gz; queries to .tsv (tokens repeated by weight) "
+                         "or .jsonl (Anserini JsonIntVector topics: token -> weight)")
     ex.add_argument("--scale", type=float, default=100.0, help="integer weight = round(weight x scale) (default 100)")
     ex.set_defaults(handler=cmd_export, sub=ex)
 

@@ -96,17 +96,35 @@ def read_anserini_vectors(path: str | os.PathLike, terms: Sequence[str],
 
 def write_anserini_queries(path: str | os.PathLike, query_ids: Sequence[str], vectors, terms: Sequence[str],
                            scale: float = DEFAULT_SCALE) -> Path:
-    """Pre-encoded queries: ``qid<TAB>`` then every token repeated by its quantized weight."""
+    """Pre-encoded queries for Anserini's impact search, in the format the file name asks for.
+
+    * ``.jsonl`` / ``.jsonl.gz``: one ``{"id": qid, "vector": {token: integer weight}}`` per line
+      (Anserini's ``JsonIntVector`` topic reader): the weights as they are;
+    * anything else (``.tsv``): ``qid<TAB>`` then each token repeated by its weight (Anserini's
+      pre-tokenized query convention), with the query's weights divided by their greatest common
+      divisor first: the ranking is the same (every score scales by one constant per query), and a
+      BM25 query (all weights 1.0) lists each token once instead of ``scale`` times.
+
+    Tokens whose weight rounds to 0 are left out, as Anserini would ignore them.
+    """
     path = Path(path)
     m = as_csr(vectors, dim=len(terms), name="queries")
     if len(query_ids) != m.shape[0]:
         raise ValueError(f"{len(query_ids)} query ids for {m.shape[0]} vectors")
+    if scale <= 0:
+        raise ValueError(f"scale must be > 0, got {scale}")
+    as_json = path.name.endswith((".jsonl", ".jsonl.gz"))
     with atomic_file(path) as tmp, open_text_for_writing(tmp) as f:
         for i, qid in enumerate(query_ids):
             lo, hi = m.indptr[i], m.indptr[i + 1]
             q = quantize_weights(m.data[lo:hi], scale)
-            tokens = []
-            for t, w in zip(m.indices[lo:hi], q):
-                tokens += [terms[int(t)]] * int(w)
-            f.write(f"{qid}\t{' '.join(tokens)}\n")
+            keep = q > 0
+            tokens, weights = [terms[int(t)] for t in m.indices[lo:hi][keep]], q[keep]
+            if as_json:
+                f.write(json.dumps({"id": str(qid), "vector": dict(zip(tokens, map(int, weights)))},
+                                   ensure_ascii=False) + "\n")
+                continue
+            if weights.size:
+                weights = weights // np.gcd.reduce(weights)
+            f.write(f"{qid}\t{' '.join(t for t, w in zip(tokens, weights) for _ in range(int(w)))}\n")
     return path

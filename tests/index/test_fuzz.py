@@ -11,14 +11,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from index import InvertedIndex
 from index.inverted import OPTIONAL_ARRAYS, REQUIRED_ARRAYS
 
-from ..conftest import random_csr
-
 WORKER = Path(__file__).with_name("fuzz_worker.py")
 CASES = 12
+
+
+def random_csr(rng, n, dim, density):
+    mask = rng.random((n, dim)) < density
+    return sp.csr_array(np.where(mask, rng.random((n, dim)) + 0.01, 0).astype(np.float32))
 
 
 @pytest.fixture(scope="module")

@@ -34,9 +34,16 @@ def test_bad_vector_files(tmp_path):
 
 
 def test_queries_repeat_tokens_by_weight(tmp_path):
-    q = sp.csr_array(np.array([[0.02, 0, 0, 0.031]], np.float32))
-    path = write_anserini_queries(tmp_path / "q.tsv", ["7"], q, TERMS, scale=100)
-    assert path.read_text() == "7\tcat cat bark bark bark\n"
+    q = sp.csr_array(np.array([[0.02, 0, 0, 0.031], [0.04, 0, 0, 0.06], [1.0, 1.0, 0, 0]], np.float32))
+    path = write_anserini_queries(tmp_path / "q.tsv", ["7", "8", "bm25"], q, TERMS, scale=100)
+    # 4:6 is 2:3 (same ranking); a BM25 query of weights 1.0 lists each token once, not 100 times
+    assert path.read_text() == "7\tcat cat bark bark bark\n8\tcat cat bark bark bark\nbm25\tcat dog\n"
+
+
+def test_queries_as_json_vectors_keep_weights(tmp_path):
+    q = sp.csr_array(np.array([[1.0, 0, 0, 0.031]], np.float32))
+    path = write_anserini_queries(tmp_path / "q.jsonl", ["7"], q, TERMS, scale=100)
+    assert json.loads(path.read_text()) == {"id": "7", "vector": {"cat": 100, "bark": 3}}
 
 
 def test_cli_export_from_index_and_shards(data_root, tmp_path, capsys):
