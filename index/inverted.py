@@ -611,11 +611,9 @@ class InvertedIndex:
         if self._forward is None:
             t0 = time.perf_counter()
             a = self._k
+            check_doc_lengths(self.path, a["posting_docs"], a["doc_nnz"])  # rows are laid out by these lengths
             fptr = np.zeros(self.n_docs + 1, dtype=np.int64)
             np.cumsum(a["doc_nnz"], out=fptr[1:])
-            if int(fptr[-1]) != self.nnz:
-                raise IndexFormatError(f"{self.path or 'index'}: document lengths do not add up to the postings; "
-                                       "the index is corrupt, rebuild it")
             # term ids in 2 bytes where the vocabulary allows (BERT's 30,522): rows span fewer cache lines
             fterms = np.empty(self.nnz, dtype=np.uint16 if self.dim <= 1 << 16 else np.int32)
             fimp = np.empty(self.nnz, dtype=a["posting_impacts"].dtype)
@@ -726,7 +724,8 @@ class InvertedIndex:
             if name in entries:
                 arrays[name] = load_array(path, entries[name], mmap, verify)
         scale = np.float32(q["scale"]) if q is not None else np.float32(1.0)
-        _check_structure(path, arrays, dim, n_docs, nnz, block_size, bool(manifest.get("block_max", True)), scale)
+        _check_structure(path, arrays, dim, n_docs, nnz, block_size, bool(manifest.get("block_max", True)), scale,
+                         full=verify)
         return cls(arrays, manifest, path=path)
 
 
@@ -740,15 +739,16 @@ _POSTING_FAULTS = {
     6: ("bm_blocks", "block entries (bm_blocks / bm_start) do not describe the postings"),
     7: ("bm_max", "a block maximum is not the block's largest impact"),
     8: ("term_max", "a term maximum is not its list's largest impact"),
-    9: ("doc_nnz", "document lengths are not the documents' posting counts"),
 }
 
 
 def _check_structure(path: Path, a: dict, dim: int, n_docs: int, nnz: int, block_size: int, has_bm: bool,
-                     scale: np.float32) -> None:
-    """Everything the kernels trust, checked on every load: shapes against the manifest, then one pass
-    over the postings (:func:`kernels.check_postings`; ~1-2 ms per million postings) and the document
-    arrays. A corrupt index is refused here, not by a crash inside a kernel."""
+                     scale: np.float32, full: bool = False) -> None:
+    """Everything the search kernels trust, checked on every load: shapes against the manifest, then one
+    pass over the postings, parallel over terms (:func:`kernels.check_postings`; measured by
+    ``benchmarks/load_checks.py``), and the document arrays. ``full`` also checks every document's length
+    against its posting count (a scattered count; the forward index checks it where it is built). A corrupt
+    index is refused here, not by a crash inside a kernel."""
     def fail(array: str, msg: str):
         raise IndexFormatError(f"{path}: {array}: {msg}; the index is corrupt: rebuild it (`lsr index info "
                                f"{path} --verify` checks every array's checksum)")
@@ -786,12 +786,27 @@ def _check_structure(path: Path, a: dict, dim: int, n_docs: int, nnz: int, block
             fail("doc_order", "not a permutation of the documents")
     if not np.isfinite(scale) or scale <= 0:
         fail("manifest", f"quantization scale {scale} is not finite and positive")
-    code, where = kernels.check_postings(
+    doc_nnz = np.asarray(a["doc_nnz"])
+    if n_docs and (doc_nnz.min() < 0 or int(doc_nnz.sum(dtype=np.int64)) != nnz):
+        fail("doc_nnz", "document lengths do not add up to the posting count")
+    faults = np.zeros(dim, dtype=np.int8)
+    kernels.check_postings(
         np.asarray(offs), np.asarray(a["posting_docs"]), np.asarray(a["posting_impacts"]), np.float32(scale),
         np.int64(n_docs), bool(has_bm), np.int64(block_size), np.asarray(a["bm_offsets"]),
         np.asarray(a["bm_blocks"]), np.asarray(a["bm_max"]), np.asarray(a["bm_start"]), np.asarray(a["term_max"]),
-        np.asarray(a["doc_nnz"]), np.zeros(n_docs, dtype=np.int64))
-    if code:
-        array, msg = _POSTING_FAULTS[int(code)]
-        unit = "document" if code == 9 else "term"
-        fail(array, f"{msg} ({unit} {int(where)})")
+        faults)
+    bad = np.flatnonzero(faults)
+    if bad.size:
+        array, msg = _POSTING_FAULTS[int(faults[bad[0]])]
+        fail(array, f"{msg} (term {int(bad[0])})")
+    if full:
+        check_doc_lengths(path, a["posting_docs"], doc_nnz)
+
+
+def check_doc_lengths(path, posting_docs: np.ndarray, doc_nnz: np.ndarray) -> None:
+    """Every document's length must be its number of postings: the forward index is laid out by these
+    lengths (checked where it is built, and by ``verify=True``; the sum is checked on every load)."""
+    counts = np.bincount(np.asarray(posting_docs), minlength=doc_nnz.shape[0])
+    if counts.shape != doc_nnz.shape or not np.array_equal(counts, doc_nnz):
+        raise IndexFormatError(f"{path or 'index'}: doc_nnz: document lengths are not the documents' posting counts; "
+                               "the index is corrupt: rebuild it")

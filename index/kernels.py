@@ -633,73 +633,73 @@ def scatter_shard(shard_toff, shard_docs, shard_imp, doc_offset, cursor, out_doc
         cursor[t] = c
 
 
-@njit(cache=True)
+@njit(parallel=True, cache=True)
 def check_postings(toff, pdocs, pimp, scale, n_docs, has_bm, block_size, bm_off, bm_blocks, bm_max, bm_start,
-                   term_max, doc_nnz, counts):
-    """One pass over every posting that checks what the search kernels trust (they do no bounds checks).
+                   term_max, faults):
+    """One pass over every posting, parallel over terms, checking what the search kernels trust (they do no
+    bounds checks). Offsets must already run from 0 to the posting count (checked by the caller).
 
-    Returns ``(code, term)``: code 0 when everything holds, else the first broken rule: 1 term offsets
-    decrease or pass the posting count, 2 a document index outside ``[0, n_docs)``, 3 documents not
-    ascending within a term, 4 an impact not finite and positive, 5 block offsets decrease or pass the
-    block entries, 6 block entries that do not describe the postings (block id, start, count), 7 a
-    block maximum that is not the block's largest impact, 8 a term maximum that is not the list's
-    largest impact, 9 document lengths that are not the documents' posting counts. ``counts`` is an
-    int64 ``[n_docs]`` scratch array of zeros.
+    ``faults[t]`` (int8 ``[dim]``, zeros) gets the first broken rule of term ``t``: 1 term offsets decrease,
+    2 a document index outside ``[0, n_docs)``, 3 documents not ascending within the term, 4 an impact not
+    finite and positive, 5 block offsets decrease or pass the block entries, 6 block entries that do not
+    describe the postings (block id, start, count), 7 a block maximum that is not the block's largest
+    impact, 8 a term maximum that is not the list's largest impact.
     """
     dim = toff.shape[0] - 1
     nnz = pdocs.shape[0]
     nbm = bm_blocks.shape[0]
-    for t in range(dim):
-        lo = toff[t]
-        hi = toff[t + 1]
-        if hi < lo or hi > nnz or lo < 0:
-            return 1, t
+    for t in prange(dim):
+        faults[t] = _check_term(t, toff, pdocs, pimp, scale, n_docs, has_bm, block_size, bm_off, bm_blocks,
+                                bm_max, bm_start, term_max, nnz, nbm)
+
+
+@njit(cache=True)
+def _check_term(t, toff, pdocs, pimp, scale, n_docs, has_bm, block_size, bm_off, bm_blocks, bm_max, bm_start,
+                term_max, nnz, nbm):
+    lo = toff[t]
+    hi = toff[t + 1]
+    if hi < lo or hi > nnz or lo < 0:
+        return 1
+    if has_bm:
+        if bm_off[t + 1] < bm_off[t] or bm_off[t + 1] > nbm or bm_off[t] < 0:
+            return 5
+    elif bm_off[t + 1] != 0:
+        return 5
+    j = bm_off[t] - 1
+    prev_block = -1
+    prev_doc = -1
+    tmax = np.float32(0)
+    bmax = np.float32(0)
+    for p in range(lo, hi):
+        d = pdocs[p]
+        if d < 0 or d >= n_docs:
+            return 2
+        if d <= prev_doc:
+            return 3
+        prev_doc = d
+        raw = pimp[p]
+        v = np.float32(raw) * scale
+        if not (raw > 0) or not (v < np.inf):
+            return 4
+        if v > tmax:
+            tmax = v
         if has_bm:
-            blo = bm_off[t]
-            bhi = bm_off[t + 1]
-            if bhi < blo or bhi > nbm or blo < 0:
-                return 5, t
-        elif bm_off[t + 1] != 0:
-            return 5, t
-        j = bm_off[t] - 1
-        prev_block = -1
-        prev_doc = -1
-        tmax = np.float32(0)
-        bmax = np.float32(0)
-        for p in range(lo, hi):
-            d = pdocs[p]
-            if d < 0 or d >= n_docs:
-                return 2, t
-            if d <= prev_doc:
-                return 3, t
-            prev_doc = d
-            raw = pimp[p]
-            v = np.float32(raw) * scale
-            if not (raw > 0) or not (v < np.inf):
-                return 4, t
-            counts[d] += 1
-            if v > tmax:
-                tmax = v
-            if has_bm:
-                b = d // block_size
-                if b != prev_block:
-                    if j >= bm_off[t] and bm_max[j] != bmax:
-                        return 7, t
-                    j += 1
-                    if j >= bm_off[t + 1] or bm_blocks[j] != b or bm_start[j] != p - lo:
-                        return 6, t
-                    prev_block = b
-                    bmax = v
-                elif v > bmax:
-                    bmax = v
-        if has_bm:
-            if j >= bm_off[t] and bm_max[j] != bmax:
-                return 7, t
-            if j + 1 != bm_off[t + 1]:
-                return 6, t
-        if term_max[t] != tmax:
-            return 8, t
-    for d in range(n_docs):
-        if counts[d] != doc_nnz[d]:
-            return 9, d
-    return 0, 0
+            b = d // block_size
+            if b != prev_block:
+                if j >= bm_off[t] and bm_max[j] != bmax:
+                    return 7
+                j += 1
+                if j >= bm_off[t + 1] or bm_blocks[j] != b or bm_start[j] != p - lo:
+                    return 6
+                prev_block = b
+                bmax = v
+            elif v > bmax:
+                bmax = v
+    if has_bm:
+        if j >= bm_off[t] and bm_max[j] != bmax:
+            return 7
+        if j + 1 != bm_off[t + 1]:
+            return 6
+    if term_max[t] != tmax:
+        return 8
+    return 0

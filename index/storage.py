@@ -8,8 +8,9 @@ leaves a half-written artifact under the final name. Three more guards:
   only when it holds the marker file of the same kind of artifact (``manifest.json`` of an index,
   ``lsr.json`` of an encoder...); any other folder is refused with its path, so a mistyped
   ``--out`` never erases user files.
-* **One writer at a time.** A writer holds ``.<name>.lock`` (holding its pid) in the target's
-  parent; a second writer of the same target fails at once, naming the first.
+* **One writer at a time.** A writer holds an advisory lock on ``.<name>.lock`` (holding its pid) in
+  the target's parent; a second writer of the same target fails at once, naming the first. The kernel
+  drops the lock when its holder dies.
 * **Nothing left behind.** Temporary names carry the writer's pid (``.<name>.tmp-<pid>-...``,
   ``.<name>.shards-<pid>-...``); a later writer in the same folder removes those whose process is gone
   (a run killed with SIGKILL cannot clean up after itself).
@@ -178,19 +179,21 @@ def _lock_path(final: Path) -> Path:
 def write_lock(path: str | os.PathLike) -> Iterator[Path]:
     """Hold the write lock of the artifact ``path`` (``.<name>.lock`` beside it) for the block.
 
-    Re-entrant within a process. A lock file left by a process that is gone is taken over.
+    The lock is an advisory ``flock`` on that file, so the kernel releases it when its holder dies, even
+    by SIGKILL: a killed build never blocks the next one. The file holds the holder's pid, for the
+    message a second writer gets. Re-entrant within a process.
 
     Raises:
-        ConcurrentWriteError: another live process holds the lock (its pid is named).
+        ConcurrentWriteError: another process holds the lock (its pid is named); raised at once.
     """
+    import fcntl
+
     final = absolute(path)
     key = str(final)
     with _held_guard:
-        if key in _held_locks:
+        reentered = key in _held_locks
+        if reentered:
             _held_locks[key] += 1
-            reentered = True
-        else:
-            reentered = False
     if reentered:
         try:
             yield final
@@ -200,26 +203,28 @@ def write_lock(path: str | os.PathLike) -> Iterator[Path]:
         return
     final.parent.mkdir(parents=True, exist_ok=True)
     lock = _lock_path(final)
-    for _attempt in range(3):
+    while True:
+        fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o666)
         try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
-        except FileExistsError:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
             try:
-                owner = int(lock.read_text(encoding="ascii").strip() or "0")
-            except (OSError, ValueError):
-                owner = 0
-            if owner and owner != os.getpid() and pid_alive(owner):
-                raise ConcurrentWriteError(
-                    f"{final} is being written by another lsr process (pid {owner}, lock {lock}); wait for it to "
-                    "finish or write elsewhere (if that process is not lsr, delete the lock file)"
-                ) from None
-            lock.unlink(missing_ok=True)  # left by a writer that is gone
-            continue
-        with os.fdopen(fd, "w", encoding="ascii") as f:
-            f.write(f"{os.getpid()}\n")
-        break
-    else:
-        raise ConcurrentWriteError(f"could not take the write lock {lock}; another writer keeps taking it")
+                owner = os.read(fd, 32).decode("ascii", "replace").strip() or "?"
+            finally:
+                os.close(fd)
+            raise ConcurrentWriteError(
+                f"{final} is being written by another process (pid {owner}, lock {lock}); wait for it to finish "
+                "or write elsewhere"
+            ) from None
+        try:  # the previous holder may have removed the file between our open and our lock: retry on a fresh one
+            same = os.fstat(fd).st_ino == os.stat(lock).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode("ascii"))
     with _held_guard:
         _held_locks[key] = 1
     try:
@@ -227,7 +232,10 @@ def write_lock(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         with _held_guard:
             _held_locks.pop(key, None)
-        lock.unlink(missing_ok=True)
+        try:
+            lock.unlink(missing_ok=True)  # while still locked: a waiter then sees the inode change and retries
+        finally:
+            os.close(fd)
 
 
 @contextlib.contextmanager

@@ -46,9 +46,13 @@ def main(src: str, array: str, cases: int, seed: int, work: str) -> None:
             res = idx.search(q, k=5, engine=engine)
             if not (np.array_equal(res.doc_idx, ref.doc_idx) and np.allclose(res.scores, ref.scores, rtol=1e-5)):
                 raise AssertionError(f"case {case}: engine {engine} differs from the oracle over the loaded postings")
-        idx.search(q, k=5, approx=Approx(max_postings=3, candidates=10))
-        idx.search(q, k=5, engine="taat", approx=Approx(query_terms=2))
-        print("exact", flush=True)
+        try:  # approximate search builds the forward index, which checks every document's length first
+            idx.search(q, k=5, approx=Approx(max_postings=3, candidates=10))
+            idx.search(q, k=5, engine="taat", approx=Approx(query_terms=2))
+        except IndexFormatError as e:
+            print(f"error {type(e).__name__}: {str(e)[:120]}", flush=True)
+        else:
+            print("exact", flush=True)
         del idx
         shutil.rmtree(dst)
 

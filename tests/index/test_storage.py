@@ -103,3 +103,16 @@ def test_a_failed_write_leaves_nothing(tmp_path):
             (tmp / "manifest.json").write_text("{}")
             raise RuntimeError("boom")
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_writer_killed_mid_write_leaves_no_lock_and_its_temporary_is_removed(small, tmp_path):
+    code = ("import sys, time; from index.storage import atomic_dir\n"
+            "with atomic_dir(sys.argv[1]) as tmp:\n"
+            "    (tmp / 'posting_docs.npy').write_bytes(b'x' * 1000); print('writing', flush=True); time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "idx")], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "writing"
+    proc.kill()  # SIGKILL: no clean-up runs in the writer
+    proc.wait()
+    assert any(p.name.startswith(f".idx.tmp-{proc.pid}-") for p in tmp_path.iterdir())
+    small.save(tmp_path / "idx")  # the lock died with its holder; the orphan is removed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["idx"]
