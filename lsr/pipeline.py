@@ -36,9 +36,9 @@ from eval.metrics import parse_measures
 from index import Approx, InvertedIndex, SearchResults, atomic_dir, directory_size
 from index.inverted import DEFAULT_BLOCK_SIZE
 from index.oracle import _check_k
+from index.results import empty_results
 from index.storage import write_lock
 from index.warmup import WARMUP_NOTE, warm_up
-from index.results import empty_results
 
 from .encoders import SparseEncoder, load_encoder
 from .encoders.base import folder_identity

@@ -177,3 +177,22 @@ def test_empty_postings_and_empty_documents(tmp_path):
     assert res.doc_idx.tolist() == [[-1, -1], [1, -1]]
     loaded = InvertedIndex.load(idx.save(tmp_path / "i"), verify=True)
     assert loaded.search(np.array([[0, 2.0, 0]]), k=1).doc_idx.tolist() == [[1]]
+
+
+def test_manifest_pointing_outside_the_folder_is_refused(built, tmp_path):
+    idx, _ = built
+    path = idx.save(tmp_path / "idx")
+    outside = tmp_path / "elsewhere.npy"
+    outside.write_bytes((path / "doc_nnz.npy").read_bytes())
+    manifest = json.loads((path / "manifest.json").read_text())
+    for name in ("../elsewhere.npy", str(outside), "sub/doc_nnz.npy", ".."):
+        manifest["arrays"]["doc_nnz"]["file"] = name
+        (path / "manifest.json").write_text(json.dumps(manifest))
+        with pytest.raises(IndexFormatError, match="not a plain file name inside the index folder"):
+            InvertedIndex.load(path)
+    (path / "doc_nnz.npy").unlink()
+    (path / "doc_nnz.npy").symlink_to(outside)
+    manifest["arrays"]["doc_nnz"]["file"] = "doc_nnz.npy"
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(IndexFormatError, match="symbolic link"):
+        InvertedIndex.load(path)
