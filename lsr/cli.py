@@ -145,22 +145,29 @@ def build_parser() -> argparse.ArgumentParser:
     # ---- export
     ex = sub.add_parser(
         "export", formatter_class=_Formatter, parents=[common],
-        help="export vectors for Anserini/Pyserini (JsonVectorCollection, pre-encoded queries)",
+        help="export vectors for Anserini/Pyserini, PISA (CIFF) or OpenSearch/Elasticsearch",
         description="Write an index's (or an encoding's) document vectors as an Anserini JsonVectorCollection "
-                    "with integer weights, or queries as pre-encoded Anserini topics.",
+                    "or a CIFF index (integer weights), or OpenSearch/Elasticsearch _bulk NDJSON (rank_features); "
+                    "or queries as pre-encoded topics / search bodies. The --out name picks the format.",
         epilog=(
             "examples:\n"
             "  lsr export --index idx/scifact-splade --out vectors/scifact.jsonl.gz\n"
             "  lsr export --shards enc/scifact --out vectors/scifact.jsonl.gz --scale 100\n"
             "  lsr export --index idx/scifact-splade --queries queries.jsonl --out topics.tsv\n"
+            "  lsr export --index idx/scifact-splade --out scifact.ciff.gz          # for PISA: ciff2pisa\n"
+            "  lsr export --index idx/scifact-splade --out scifact.ndjson           # OpenSearch _bulk + mapping\n"
         ),
     )
     ex.add_argument("--index", help="an index directory built by lsr (with its encoder)")
     ex.add_argument("--shards", help="an encoding folder written by `lsr encode`")
     ex.add_argument("--queries", help="export these queries (BEIR jsonl or TSV), encoded by the index's encoder")
     ex.add_argument("--out", required=True,
-                    help="output: documents to .jsonl / .jsonl.gz; queries to .tsv (tokens repeated by weight) "
-                         "or .jsonl (Anserini JsonIntVector topics: token -> weight)")
+                    help="output, its format chosen by the name: documents to .jsonl[.gz] (Anserini "
+                         "JsonVectorCollection), .ciff[.gz] (CIFF, for PISA, Anserini, Terrier) or .ndjson[.gz] "
+                         "(OpenSearch/Elasticsearch _bulk with a rank_features field; the index mapping is written "
+                         "beside it); queries to .tsv (tokens repeated by weight), .jsonl (Anserini JsonIntVector "
+                         "topics) or .ndjson (one OpenSearch _search body per query)")
+    ex.add_argument("-k", type=int, default=10, help="hits per OpenSearch query body (with --queries, .ndjson)")
     ex.add_argument("--scale", type=float, default=100.0, help="integer weight = round(weight x scale) (default 100)")
     ex.set_defaults(handler=cmd_export, sub=ex)
 
@@ -428,9 +435,38 @@ def _index_build(args, parser, out: Path) -> int:
     return EXIT_OK
 
 
-def cmd_export(args, parser) -> int:
-    from .exports import write_anserini_queries, write_anserini_vectors
+def _export_format(out: str) -> str:
+    name = Path(out).name
+    for suffixes, fmt in (((".ciff", ".ciff.gz"), "ciff"), ((".ndjson", ".ndjson.gz"), "opensearch")):
+        if name.endswith(suffixes):
+            return fmt
+    return "anserini"
 
+
+def _write_documents(out: str, ids, vectors, terms, scale: float, index_name: str) -> str:
+    fmt = _export_format(out)
+    if fmt == "ciff":
+        from .ciff import write_ciff
+
+        write_ciff(out, ids, vectors, terms, scale=scale)
+        return "a CIFF index"
+    if fmt == "opensearch":
+        from eval.atomic import atomic_file
+
+        from .opensearch import opensearch_mapping, write_opensearch_bulk
+
+        write_opensearch_bulk(out, ids, vectors, terms, index=index_name)
+        mapping = Path(out).with_name(Path(out).name.split(".ndjson")[0] + ".mapping.json")
+        with atomic_file(mapping) as tmp:
+            tmp.write_text(json.dumps(opensearch_mapping(), indent=2) + "\n", encoding="utf-8")
+        return f"OpenSearch/Elasticsearch bulk NDJSON (index mapping in {mapping})"
+    from .exports import write_anserini_vectors
+
+    write_anserini_vectors(out, ids, vectors, terms, scale=scale)
+    return "an Anserini JsonVectorCollection"
+
+
+def cmd_export(args, parser) -> int:
     if bool(args.index) == bool(args.shards):
         parser.error("give exactly one of --index or --shards")
     if args.shards:
@@ -441,8 +477,8 @@ def cmd_export(args, parser) -> int:
 
         terms = load_encoder(Path(args.shards) / ENCODER_DIR).terms()
         ids, vectors = read_all_shards(args.shards)
-        write_anserini_vectors(args.out, ids, vectors, terms, scale=args.scale)
-        print(f"wrote {len(ids)} document vectors to {args.out}")
+        what = _write_documents(args.out, ids, vectors, terms, args.scale, Path(args.shards).name)
+        print(f"wrote {len(ids)} document vectors to {args.out}: {what}")
         return EXIT_OK
     from .pipeline import Retriever
 
@@ -451,12 +487,24 @@ def cmd_export(args, parser) -> int:
     if args.queries:
         queries = _read_query_file(args.queries)
         q = retriever.encode_queries(list(queries.values()))
-        write_anserini_queries(args.out, list(queries), q, terms, scale=args.scale)
+        if _export_format(args.out) == "opensearch":
+            from eval.atomic import atomic_file, open_text_for_writing
+
+            from .opensearch import opensearch_query
+
+            with atomic_file(Path(args.out)) as tmp, open_text_for_writing(tmp) as f:
+                for i, qid in enumerate(queries):
+                    f.write(json.dumps({"id": qid, "body": opensearch_query(q[[i]], terms, k=args.k)}) + "\n")
+        else:
+            from .exports import write_anserini_queries
+
+            write_anserini_queries(args.out, list(queries), q, terms, scale=args.scale)
         print(f"wrote {len(queries)} pre-encoded queries to {args.out}")
         return EXIT_OK
     idx = retriever.index
-    write_anserini_vectors(args.out, idx.doc_ids.tolist(), idx.document_vectors(), terms, scale=args.scale)
-    print(f"wrote {idx.n_docs} document vectors to {args.out}")
+    what = _write_documents(args.out, idx.doc_ids.tolist(), idx.document_vectors(), terms, args.scale,
+                            Path(args.index).name)
+    print(f"wrote {idx.n_docs} document vectors to {args.out}: {what}")
     return EXIT_OK
 
 

@@ -6,7 +6,8 @@
   a scale of 100). Index it with ``IndexCollection -collection JsonVectorCollection -impact -pretokenized``.
 * **Anserini pre-encoded queries**: ``qid<TAB>token token ...``, each token repeated by its quantized weight
   (the format of Pyserini's pre-encoded SPLADE topics).
-* **OpenSearch / Sentence-Transformers**: an inference-free encoder saved by lsr *is* that layout
+* **CIFF** and **OpenSearch / Elasticsearch** ``_bulk`` documents: :mod:`lsr.ciff`, :mod:`lsr.opensearch`.
+* **OpenSearch / Sentence-Transformers** models: an inference-free encoder saved by lsr *is* that layout
   (Hugging Face files + ``idf.json``); see :class:`lsr.encoders.splade.InferenceFreeEncoder`.
 
 Example:
