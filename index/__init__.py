@@ -15,6 +15,7 @@ from .errors import IndexFormatError, InvalidSparseError, VocabularyMismatchErro
 from .inverted import Approx, DetailedSearch, InvertedIndex, SearchStats, Vocabulary, numba_threads
 from .oracle import brute_force_search
 from .results import NO_DOC, SearchResults
+from .searcher import BuildOptions, Searcher, SearchOptions, searcher_class
 from .sparse import SparseBatch, as_csr
 from .storage import atomic_dir, directory_size
 from .tuning import Tuned, recall_at_k, tune_approximate
@@ -28,6 +29,10 @@ __all__ = [
     "SearchStats",
     "numba_threads",
     "SearchResults",
+    "Searcher",
+    "SearchOptions",
+    "BuildOptions",
+    "searcher_class",
     "SparseBatch",
     "Vocabulary",
     "DocIds",

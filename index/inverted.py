@@ -497,7 +497,9 @@ class InvertedIndex:
         postings = np.bincount(rows, weights=df, minlength=n)
         return (postings >= AUTO_MIN_POSTINGS) & (np.diff(q.indptr) <= AUTO_MAX_TERMS)
 
-    def search(self, queries, k: int = 10, *, engine: str = "auto", approx: Approx | None = None,
+    kind = "lsr"  # its name in index.searcher.ENGINES
+
+    def search(self, queries, k: int = 10, options=None, *, engine: str = "auto", approx: Approx | None = None,
                vocabulary: Vocabulary | tuple | None = None, threads: int | None = None) -> SearchResults:
         """Top-k documents for a batch of queries.
 
@@ -509,13 +511,26 @@ class InvertedIndex:
             approx: :class:`Approx` knobs for approximate search; ``None`` is exact.
             vocabulary: the queries' vocabulary; refused if it differs from the index's.
             threads: Numba threads for this call (default: Numba's setting); restored afterwards.
+            options: an :class:`index.searcher.SearchOptions` (the :class:`~index.searcher.Searcher`
+                protocol's form); when given, its engine, approx and threads replace the keywords.
 
         Returns:
             :class:`SearchResults`; exact engines return the oracle's top-k, ties by smaller document
             index (with quantized impacts: exact for the de-quantized impacts).
         """
+        if options is not None:
+            if options.searcher != self.kind:
+                raise ValueError(f"options for the {options.engine!r} engine given to lsr's inverted index")
+            engine, approx, threads = options.engine, options.approx, options.threads
         return self.search_detailed(queries, k, engine=engine, approx=approx, vocabulary=vocabulary,
                                     threads=threads).results
+
+    def describe(self) -> dict:
+        """Kind, counts and layout, for reports and manifests (the :class:`~index.searcher.Searcher` protocol)."""
+        m = self.manifest
+        return {"kind": self.kind, "n_docs": self.n_docs, "dim": self.dim, "postings": self.nnz,
+                "quantization": self.quantization, "block_size": self.block_size, "block_max": self.has_block_max,
+                "reorder": m.get("reorder"), "vocabulary": m.get("vocabulary"), "bytes": self.size_bytes()}
 
     def search_detailed(self, queries, k: int = 10, *, engine: str = "auto", approx: Approx | None = None,
                         vocabulary: Vocabulary | tuple | None = None, threads: int | None = None,

@@ -43,6 +43,7 @@ MANIFEST = "manifest.json"
 MARKERS: dict[str, tuple[str, str | None]] = {
     "index": (MANIFEST, "lsr-index"),
     "lucene": (MANIFEST, "lsr-lucene"),
+    "milvus": (MANIFEST, "lsr-milvus"),
     "encoder": ("lsr.json", None),
     "token-store": (MANIFEST, "lsr-token-store"),
     "checkpoint": ("checkpoint.json", "lsr-checkpoint"),
