@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from eval import Report, load_dataset  # noqa: E402
 from lsr import load_encoder  # noqa: E402
-from lsr.pipeline import evaluate_dataset  # noqa: E402
+from lsr.pipeline import RunSettings, evaluate_dataset  # noqa: E402
 from training import load_config, train  # noqa: E402
 
 
@@ -55,7 +55,8 @@ def main(argv=None) -> int:
         result = train(cfg)
         enc = load_encoder(result.model_dir).use_corpus_idf()  # both evaluated with IDF queries
         name = "IDF-aware FLOPS (IDF queries in training)" if arm == "idf" else "plain FLOPS (binary queries in training)"
-        r = evaluate_dataset(ds, enc, name=name, k=1000, measures="nDCG@10,RR@10,R@100", show_progress=False)
+        r = evaluate_dataset(ds, enc, name=name, k=1000, measures="nDCG@10,RR@10,R@100",
+                             settings=RunSettings(show_progress=False))
         r.settings.update(train_steps=result.steps, train_minutes=round(result.seconds / 60, 1), query_weights=arm,
                           target_nnz=args.target_nnz)
         systems.append(r)

@@ -36,7 +36,9 @@ from eval import Report, SystemResult, evaluate, load_dataset  # noqa: E402
 from eval.efficiency import latency_stats  # noqa: E402
 from eval.metrics import parse_measures  # noqa: E402
 from lsr import load_encoder  # noqa: E402
-from lsr.pipeline import evaluate_dataset  # noqa: E402
+from lsr.pipeline import RunSettings, evaluate_dataset  # noqa: E402
+
+QUIET = RunSettings(show_progress=False)
 
 MEASURES = "nDCG@10,RR@10,R@100,R@1000"
 logger = logging.getLogger("training_results")
@@ -176,17 +178,17 @@ def main(argv=None) -> int:
         if args.add:  # earlier systems stay, except those the new models replace
             systems.extend(s for s in saved[name].systems if s.name not in new_names)
         elif not args.no_baselines:
-            systems.append(evaluate_dataset(ds, "bm25", name="BM25", k=args.k, measures=measures, show_progress=False))
+            systems.append(evaluate_dataset(ds, "bm25", name="BM25", k=args.k, measures=measures, settings=QUIET))
             zero_shot = "inference-free:model=splade-tiny,dtype=bfloat16"
             if args.doc_max_length:
                 zero_shot += f",doc_max_length={args.doc_max_length}"
             systems.append(evaluate_dataset(ds, load_encoder(zero_shot),
                                             name="splade-tiny inference-free (zero-shot)", k=args.k,
-                                            measures=measures, show_progress=False))
+                                            measures=measures, settings=QUIET))
             systems.append(dense_system(ds, args.k, measures))
         for label, path in models:
             r = evaluate_dataset(ds, model_encoder(path, args.doc_max_length), name=label, k=args.k,
-                                 measures=measures, show_progress=False)
+                                 measures=measures, settings=QUIET)
             r.settings["model_dir"] = path
             r.settings.update(train_info(path))
             systems.append(r)

@@ -525,6 +525,29 @@ class InvertedIndex:
         return self.search_detailed(queries, k, engine=engine, approx=approx, vocabulary=vocabulary,
                                     threads=threads).results
 
+    @classmethod
+    def from_vectors(cls, path, doc_ids, vectors, *, terms=None, vocabulary=None, encoder=None, overwrite=False,
+                     show_progress=False, **build_options) -> InvertedIndex:
+        """The :class:`~index.searcher.Searcher` constructor every engine shares: :meth:`build`, then :meth:`save`."""
+        idx = cls.build(vectors, doc_ids=doc_ids, vocabulary=vocabulary, encoder=encoder, **build_options)
+        idx.save(path, overwrite=overwrite)
+        return cls.load(path)
+
+    def warm_variants(self, options) -> tuple:
+        """``auto`` picks TAAT or block-max per query: both are compiled before a timed run."""
+        from .searcher import SearchOptions
+
+        if options.engine != "auto" or options.approx is not None or not self.has_block_max:
+            return ()
+        return tuple(SearchOptions(engine=e, threads=options.threads) for e in ("taat", "blockmax"))
+
+    def search_with_work(self, queries, k: int, options=None):
+        """:meth:`search` plus the mean number of postings scored per query."""
+        opts = {} if options is None else {"engine": options.engine, "approx": options.approx,
+                                           "threads": options.threads}
+        d = self.search_detailed(queries, k, **opts)
+        return d.results, float(d.stats.postings.mean()) if d.stats.postings.size else 0.0
+
     def describe(self) -> dict:
         """Kind, counts and layout, for reports and manifests (the :class:`~index.searcher.Searcher` protocol)."""
         m = self.manifest

@@ -39,6 +39,7 @@ from .results import SearchResults
 #: ``blockmax``, ``oracle``) are :class:`SearchOptions` engines of the ``lsr`` searcher.
 ENGINES: dict[str, str] = {
     "lsr": "index.inverted:InvertedIndex",
+    "lucene": "lsr.lucene:LuceneIndex",
     "milvus": "lsr.milvus:MilvusIndex",
 }
 
@@ -78,6 +79,32 @@ class Searcher(Protocol):
     def describe(self) -> dict:
         """A JSON-able description (kind, counts, settings) for reports and manifests."""
         ...
+
+    @classmethod
+    def from_vectors(cls, path: str | os.PathLike, doc_ids, vectors, *, terms, vocabulary=None, encoder=None,
+                     overwrite: bool = False, show_progress: bool = False, **options) -> Searcher:
+        """Build the engine's index of these document vectors into ``path`` (what a Retriever calls)."""
+        ...
+
+    def warm_variants(self, options: SearchOptions) -> tuple:
+        """Options to run once before timing ``options`` (see :class:`SearcherDefaults`)."""
+        ...
+
+    def search_with_work(self, queries, k: int, options: SearchOptions | None = None):
+        """``(results, mean postings scored per query or None)`` (see :class:`SearcherDefaults`)."""
+        ...
+
+
+class SearcherDefaults:
+    """What an engine gets for free by subclassing: no extra warm-up variants, no work statistics."""
+
+    def warm_variants(self, options: SearchOptions) -> tuple:
+        """Other options to run once before timing ``options`` (engines whose kernels differ per query)."""
+        return ()
+
+    def search_with_work(self, queries, k: int, options: SearchOptions | None = None):
+        """:meth:`Searcher.search` plus the mean postings scored per query (``None``: not reported)."""
+        return self.search(queries, k, options), None
 
 
 def searcher_class(name: str) -> type:

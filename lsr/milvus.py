@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 
 from index import SearchResults, Vocabulary
 from index.results import empty_results
+from index.searcher import SearcherDefaults
 from index.sparse import as_csr
 from index.storage import MANIFEST, atomic_dir, directory_size
 
@@ -64,7 +65,7 @@ def _client(uri: str, token: str | None = None):
     return MilvusClient(uri=uri, token=token or "")
 
 
-class MilvusIndex:
+class MilvusIndex(SearcherDefaults):
     """Document vectors in a Milvus collection, searchable like lsr's own index.
 
     Create with :meth:`build` or open with :meth:`load`; do not call the constructor directly.
@@ -143,6 +144,14 @@ class MilvusIndex:
         logger.info("Milvus collection %r of %d documents built in %.1fs", collection, len(ids),
                     time.perf_counter() - t0)
         return cls.load(path, token=token)
+
+    @classmethod
+    def from_vectors(cls, path: str | os.PathLike, doc_ids: Sequence[str], vectors, *, terms=None,
+                     vocabulary: Vocabulary | None = None, encoder: dict | None = None, overwrite: bool = False,
+                     show_progress: bool = False, **options) -> MilvusIndex:
+        """The :class:`~index.searcher.Searcher` constructor every engine shares; see :meth:`build`."""
+        return cls.build(path, doc_ids, vectors, vocabulary=vocabulary, encoder=encoder, overwrite=overwrite,
+                         show_progress=show_progress, **options)
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, token: str | None = None) -> MilvusIndex:

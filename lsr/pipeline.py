@@ -8,14 +8,17 @@ Five lines from a data set to a result::
     result = evaluate_dataset(ds, load_encoder("bm25"))
     print(result.effectiveness["nDCG@10"], result.efficiency["search_latency"]["p50_ms"])
 
-A :class:`Retriever` keeps an index with the encoder that made it, so that queries are always
-encoded in the index's vocabulary; on disk it is the index directory with the encoder saved in
-its ``encoder/`` subdirectory.
+A :class:`Retriever` is a composition: the encoder, lsr's index of its vectors, other searchers of the
+same vectors (Lucene, Milvus: engines by name from ``index.searcher.ENGINES``) and an optional second
+stage (SLIM's late interaction). Queries are always encoded in the index's vocabulary. On disk it is
+the index directory with the encoder in ``encoder/``, each searcher in the folder of its name, the
+second stage in ``slim/``, and a manifest listing these parts with their sizes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import json
 import logging
@@ -33,10 +36,10 @@ from tqdm.auto import tqdm
 from eval import Dataset, Report, SystemResult, evaluate, write_trec_run
 from eval.efficiency import flops, latency_stats, throughput, vector_length_stats
 from eval.metrics import parse_measures
-from index import Approx, InvertedIndex, SearchResults, atomic_dir, directory_size
-from index.inverted import DEFAULT_BLOCK_SIZE
+from index import InvertedIndex, SearchResults, atomic_dir, directory_size
 from index.oracle import _check_k
-from index.results import empty_results
+from index.searcher import ENGINES as ENGINE_REGISTRY
+from index.searcher import BuildOptions, SearchOptions, searcher_class
 from index.storage import write_lock
 from index.warmup import WARMUP_NOTE, warm_up
 
@@ -46,10 +49,7 @@ from .encoders.base import folder_identity
 logger = logging.getLogger(__name__)
 
 ENCODER_SUBDIR = "encoder"
-TOKEN_SUBDIR = "slim"
-LUCENE_SUBDIR = "lucene"
-#: engines of :meth:`Retriever.search`: lsr's own (see :meth:`index.InvertedIndex.search`) and Lucene
-ENGINES = ("auto", "taat", "blockmax", "oracle", "lucene")
+RERANKER_SUBDIR = "slim"
 
 
 class _CorpusTexts:
@@ -87,16 +87,24 @@ class _CorpusTexts:
 
 
 class Retriever:
-    """An inverted index plus the encoder whose vocabulary it uses.
+    """An encoder, the searchers of its vectors, and an optional second stage: one folder on disk.
+
+    * ``index``: lsr's :class:`~index.InvertedIndex` (always there: it holds the vectors);
+    * ``searchers``: other engines of the same vectors by registry name (``index.searcher.ENGINES``:
+      ``"lucene"``, ``"milvus"``...), each in the subfolder of its name; added with :meth:`add_searcher`
+      or on first use of their engine;
+    * ``reranker``: a second stage the encoder made (SLIM's late interaction), run after any searcher.
 
     Example:
         >>> r = Retriever.build(ds.corpus, load_encoder("bm25"))            # doctest: +SKIP
         >>> r.search(["what causes insulin resistance"], k=10)             # doctest: +SKIP
+        >>> r.add_searcher("milvus")                                         # doctest: +SKIP
+        >>> r.search(["insulin"], k=10, options=SearchOptions(engine="milvus"))   # doctest: +SKIP
         >>> r.save("idx/scifact"); r = Retriever.load("idx/scifact")       # doctest: +SKIP
     """
 
     def __init__(self, index: InvertedIndex, encoder: SparseEncoder, doc_encode_seconds: float | None = None,
-                 token_store=None, lucene=None):
+                 reranker=None, searchers: dict | None = None):
         if index.vocabulary is not None and index.vocabulary != encoder.vocabulary:
             raise ValueError(
                 f"the encoder's vocabulary {encoder.vocabulary.id!r} is not the index's {index.vocabulary.id!r}"
@@ -104,27 +112,37 @@ class Retriever:
         self.index = index
         self.encoder = encoder
         self.doc_encode_seconds = doc_encode_seconds
-        self.token_store = token_store  # SLIM: per-token document vectors for late-interaction re-scoring
-        self.lucene = lucene  # an lsr.lucene.LuceneIndex of the same vectors (engine="lucene")
+        self.reranker = reranker
+        self.searchers: dict = dict(searchers or {})
+        self._temporary: list = []
+
+    @property
+    def token_store(self):
+        """SLIM's document token vectors (the reranker's), or ``None``."""
+        return None if self.reranker is None else self.reranker.token_store
+
+    @property
+    def lucene(self):
+        """The Lucene searcher, if one was added."""
+        return self.searchers.get("lucene")
 
     @classmethod
-    def build(cls, corpus, encoder: SparseEncoder | str, *, quantization: str | None = None,
-              block_size: int = DEFAULT_BLOCK_SIZE, block_max: bool | str = "auto", reorder: str | None = None,
-              show_progress: bool = True) -> Retriever:
+    def build(cls, corpus, encoder: SparseEncoder | str, *, build: BuildOptions | None = None,
+              show_progress: bool = True, **build_options) -> Retriever:
         """Encode ``corpus`` (``(doc_id, text)`` pairs or plain texts) and index it.
 
-        Encoders that need corpus statistics (BM25) are fitted on this corpus first.
-        ``quantization`` (``None``, ``"uint8"``, ``"uint16"``), ``block_size``, ``block_max`` and
-        ``reorder`` (``None`` or ``"bp"``) go to the index (see :meth:`index.InvertedIndex.build`).
+        Encoders that need corpus statistics (BM25) are fitted on this corpus first; an encoder with a
+        second stage (SLIM) also keeps it (:meth:`SparseEncoder.reranker_for`). ``build`` (or its fields as
+        keywords: ``quantization``, ``block_size``, ``block_max``, ``reorder``) lays out the index.
         """
+        build = build or BuildOptions(**build_options)
         if isinstance(encoder, (str, os.PathLike)):
             encoder = load_encoder(encoder)
         texts = _CorpusTexts(corpus)
         t0 = time.perf_counter()
-        token_store = None
-        if hasattr(encoder, "encode_document_tokens"):  # SLIM: token vectors kept, pooled ones indexed
-            token_store = encoder.encode_document_tokens(list(texts))
-            docs = encoder.pool(token_store)
+        reranker = encoder.reranker_for(texts)  # None, without reading the corpus, unless the encoder has one
+        if reranker is not None:
+            docs = reranker.first_stage(reranker.token_store)
         elif encoder.needs_fit:
             docs = encoder.fit_encode_documents(texts, show_progress=show_progress)
         else:
@@ -135,114 +153,115 @@ class Retriever:
         logger.info("encoded %d documents in %.1fs", texts.n, encode_seconds)
         ids = None if texts.plain else texts.ids
         index = InvertedIndex.build(docs, doc_ids=ids, vocabulary=encoder.vocabulary, encoder=encoder.describe(),
-                                    quantization=quantization, block_size=block_size, block_max=block_max,
-                                    reorder=reorder)
-        if token_store is not None and index.doc_order is not None:  # token vectors follow the documents
-            from .encoders.slim import TokenStore
-
-            tokens, bounds = token_store.rows(np.asarray(index.doc_order))
-            token_store = TokenStore(bounds, tokens)
-        return cls(index, encoder, doc_encode_seconds=encode_seconds, token_store=token_store)
+                                    **build.to_json())
+        if reranker is not None and index.doc_order is not None:  # token vectors follow the documents
+            reranker = reranker.reordered(np.asarray(index.doc_order))
+        return cls(index, encoder, doc_encode_seconds=encode_seconds, reranker=reranker)
 
     def encode_queries(self, texts: Sequence[str]):
         return self.encoder.encode_queries(texts)
 
-    def add_lucene(self, path: str | os.PathLike | None = None, *, threads: int = 1, overwrite: bool = False):
-        """Index the same document vectors with Lucene (Anserini), for ``engine="lucene"``.
+    # ------------------------------------------------------------- searchers
+    def add_searcher(self, name: str, path: str | os.PathLike | None = None, *, overwrite: bool = False,
+                     show_progress: bool = False, **engine_options):
+        """Index the same document vectors with engine ``name`` (see ``index.searcher.ENGINES``).
 
         Args:
-            path: where the Lucene index goes; default ``<index dir>/lucene`` for a saved index (so
-                :meth:`load` finds it), else a temporary directory removed with this object.
-            threads: Anserini indexing threads.
-            overwrite: replace an existing Lucene index at ``path``.
-
-        Needs ``pip install 'lsr[lucene]'``; see :mod:`lsr.lucene`.
+            path: its folder; default ``<index dir>/<name>`` for a saved index (so :meth:`load` finds it),
+                else a temporary folder removed with this object.
+            engine_options: passed to the engine's ``from_vectors`` (e.g. ``threads=`` for Lucene,
+                ``uri=``, ``token=`` for a Milvus server).
         """
-        from .lucene import LuceneIndex
-
+        cls = searcher_class(name)
         if path is None:
             if self.index.path is not None:
-                path = Path(self.index.path) / LUCENE_SUBDIR
+                path = Path(self.index.path) / cls.kind
             else:
-                tmp = tempfile.mkdtemp(prefix="lsr-lucene-")
+                tmp = tempfile.mkdtemp(prefix=f"lsr-{cls.kind}-")
                 weakref.finalize(self, shutil.rmtree, tmp, True)
-                path = Path(tmp) / LUCENE_SUBDIR
-        self.lucene = LuceneIndex.build(path, self.index.document_vectors(), self.index.doc_ids, self.encoder.terms(),
-                                        vocabulary=self.encoder.vocabulary, encoder=self.encoder.describe(),
-                                        threads=threads, overwrite=overwrite)
-        return self.lucene
+                path = Path(tmp) / cls.kind
+        searcher = cls.from_vectors(path, self.index.doc_ids.tolist(), self.index.document_vectors(),
+                                    terms=self.encoder.terms(), vocabulary=self.encoder.vocabulary,
+                                    encoder=self.encoder.describe(), overwrite=overwrite,
+                                    show_progress=show_progress, **engine_options)
+        self.searchers[cls.kind] = searcher
+        return searcher
 
-    def search_vectors(self, queries, k: int = 10, *, engine: str = "auto", approx: Approx | None = None,
-                       threads: int | None = None) -> SearchResults:
-        """Top-k documents of encoded queries, on lsr's engine or (``engine="lucene"``) on Lucene."""
-        if engine not in ENGINES:
-            raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    def add_lucene(self, path: str | os.PathLike | None = None, *, threads: int = 1, overwrite: bool = False):
+        """:meth:`add_searcher` for Lucene (Anserini's impact index; ``pip install 'lsr[lucene]'``)."""
+        return self.add_searcher("lucene", path, overwrite=overwrite, threads=threads)
+
+    def add_milvus(self, path: str | os.PathLike | None = None, *, uri: str | None = None, overwrite: bool = False,
+                   **options):
+        """:meth:`add_searcher` for Milvus (Milvus Lite by default, or a server at ``uri``)."""
+        return self.add_searcher("milvus", path, overwrite=overwrite, uri=uri, **options)
+
+    def searcher(self, options: SearchOptions):
+        """The searcher that runs ``options`` (built from the index's vectors on first use)."""
+        name = options.searcher
+        if name == self.index.kind:
+            return self.index
+        if name not in self.searchers:
+            logger.info("no %s searcher yet: building one from the index's vectors", name)
+            self.add_searcher(name)
+        return self.searchers[name]
+
+    # ---------------------------------------------------------------- search
+    def search_vectors(self, queries, k: int = 10, options: SearchOptions | None = None, **option_fields
+                       ) -> SearchResults:
+        """Top-k documents of encoded queries on the engine ``options`` name (default lsr's exact search).
+
+        ``options`` or its fields as keywords (``engine=``, ``approx=``, ``threads=``).
+        """
+        options = options or SearchOptions(**option_fields)
         k = _check_k(k, self.index.n_docs)
-        if engine != "lucene":
-            return self.index.search(queries, k=k, vocabulary=self.encoder.vocabulary, engine=engine, approx=approx,
-                                     threads=threads)
-        if approx is not None and not approx.exact:
-            raise ValueError("approximate search runs on lsr's engine; Lucene's impact search is exact")
-        if self.lucene is None:
-            logger.info("no Lucene index yet: building one from the index's vectors")
-            self.add_lucene()
-        return self.lucene.search(queries, self.encoder.terms(), k=k, vocabulary=self.encoder.vocabulary,
-                                  threads=threads or 1)
+        return self.searcher(options).search(queries, k, options)
 
-    def search(self, texts: Sequence[str], k: int = 10, *, engine: str = "auto", approx: Approx | None = None,
-               threads: int | None = None) -> SearchResults:
-        """Encode query texts and return their top-k documents (options as :meth:`InvertedIndex.search`)."""
+    def search(self, texts: Sequence[str], k: int = 10, options: SearchOptions | None = None, **option_fields
+               ) -> SearchResults:
+        """Encode query texts and return their top-k documents (and re-score them with the second stage)."""
+        options = options or SearchOptions(**option_fields)
         if isinstance(texts, str):
             texts = [texts]
         k = _check_k(k, self.index.n_docs)
-        if self.token_store is not None:
-            return self._search_late_interaction(texts, k, engine=engine, approx=approx, threads=threads)
-        q = self.encoder.encode_queries(texts)
-        return self.search_vectors(q, k, engine=engine, approx=approx, threads=threads)
+        if self.reranker is None:
+            return self.search_vectors(self.encoder.encode_queries(texts), k, options)
+        queries = self.reranker.encode_queries(texts)
+        first = self.search_vectors(self.reranker.first_stage(queries), max(k, self.reranker.candidates), options)
+        return self.reranker.rerank(queries, first, k, threads=options.threads)
 
-    def _search_late_interaction(self, texts, k: int, **options) -> SearchResults:
-        """SLIM: candidates from the index over pooled vectors, re-scored by late interaction."""
-        from .encoders.slim import late_interaction_batch
-
-        qstore = self.encoder.encode_query_tokens(texts)
-        first = self.search_vectors(self.encoder.pool(qstore), max(k, self.encoder.rerank), **options)
-        scores = late_interaction_batch(qstore, self.token_store, first.doc_idx, threads=options.get("threads"))
-        out = empty_results(len(texts), k)
-        for i in range(len(texts)):
-            cands = first.doc_idx[i]
-            found = cands >= 0
-            order = np.lexsort((cands, -scores[i], ~found))[:k]  # best score first, ties by document index
-            keep = order[found[order] & (scores[i][order] > 0)]
-            out.doc_idx[i, :keep.size] = cands[keep]
-            out.scores[i, :keep.size] = scores[i][keep]
-        return out
-
-    def search_run(self, queries: dict[str, str], k: int = 1000, **options) -> dict[str, dict[str, float]]:
+    def search_run(self, queries: dict[str, str], k: int = 1000, options: SearchOptions | None = None,
+                   **option_fields) -> dict[str, dict[str, float]]:
         """Search ``{query_id: text}`` and return a run ``{query_id: {doc_id: score}}``."""
         qids = list(queries)
-        res = self.search([queries[q] for q in qids], k=k, **options)
+        res = self.search([queries[q] for q in qids], k, options, **option_fields)
         return res.to_run(qids, self.index.doc_ids)
 
+    # ------------------------------------------------------------- storage
+    def parts(self) -> dict[str, dict]:
+        """What the saved folder holds, with sizes (its manifest's ``parts``; empty before :meth:`save`)."""
+        return dict(self.index.manifest.get("parts") or {})
+
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
-        """Save the index with the encoder in ``encoder/`` (and a Lucene index in ``lucene/``), atomically."""
+        """Save the index with the encoder in ``encoder/``, each searcher in ``<name>/`` and the second stage
+        in ``slim/``, atomically; the manifest lists the parts with their sizes."""
         path = Path(path)
         with atomic_dir(path, overwrite=overwrite) as tmp:
             self.index.write_into(tmp)
             save_encoder_into(self.encoder, tmp)
-            if self.token_store is not None:
-                self.token_store.save(tmp / TOKEN_SUBDIR)
-            if self.lucene is not None:
-                shutil.copytree(self.lucene.path, tmp / LUCENE_SUBDIR)
+            if self.reranker is not None:
+                self.reranker.save(tmp / RERANKER_SUBDIR)
+            for name, s in self.searchers.items():
+                s.save(tmp / name)
+            self.index.manifest["parts"] = _record_parts(tmp, self)
         self.index.path = path
-        if self.lucene is not None:
-            from .lucene import LuceneIndex
-
-            self.lucene = LuceneIndex.load(path / LUCENE_SUBDIR)
+        for name in list(self.searchers):
+            self.searchers[name] = searcher_class(name).load(path / name)
         return path
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, verify: bool = False) -> Retriever:
-        """Load an index directory written by :meth:`save` (memory-mapped)."""
+        """Load an index directory written by :meth:`save` (memory-mapped), with its searchers and second stage."""
         path = Path(path)
         index = InvertedIndex.load(path, verify=verify)
         enc_dir = path / ENCODER_SUBDIR
@@ -252,23 +271,24 @@ class Retriever:
                 "rebuild it with `lsr index build` (or Retriever.save)"
             )
         check_encoder_identity(path, index.manifest)
-        token_store = None
-        if (path / TOKEN_SUBDIR).is_dir():
-            from .encoders.slim import TokenStore
+        encoder = load_encoder(enc_dir)
+        reranker = None
+        if (path / RERANKER_SUBDIR).is_dir():
+            from .encoders.slim import LateInteractionReranker
 
-            token_store = TokenStore.load(path / TOKEN_SUBDIR)
-            if len(token_store) != index.n_docs:
-                raise ValueError(f"{path / TOKEN_SUBDIR} holds {len(token_store)} documents, the index "
+            reranker = LateInteractionReranker.load(path / RERANKER_SUBDIR, encoder)
+            if len(reranker.token_store) != index.n_docs:
+                raise ValueError(f"{path / RERANKER_SUBDIR} holds {len(reranker.token_store)} documents, the index "
                                  f"{index.n_docs}; rebuild the index")
-        lucene = None
-        if (path / LUCENE_SUBDIR).is_dir():
-            from .lucene import LuceneIndex
-
-            lucene = LuceneIndex.load(path / LUCENE_SUBDIR)
-            if lucene.n_docs != index.n_docs:
-                raise ValueError(f"{path / LUCENE_SUBDIR} holds {lucene.n_docs} documents, the index "
-                                 f"{index.n_docs}; rebuild the index")
-        return cls(index, load_encoder(enc_dir), token_store=token_store, lucene=lucene)
+        searchers = {}
+        for name in ENGINE_REGISTRY:
+            if name != index.kind and (path / name).is_dir():
+                s = searcher_class(name).load(path / name)
+                if s.n_docs != index.n_docs:
+                    raise ValueError(f"{path / name} holds {s.n_docs} documents, the index {index.n_docs}; "
+                                     "rebuild the index")
+                searchers[name] = s
+        return cls(index, encoder, reranker=reranker, searchers=searchers)
 
 
 class EncoderMismatchError(ValueError):
@@ -305,110 +325,106 @@ def build_index(corpus, encoder: SparseEncoder | str, **options) -> Retriever:
     return Retriever.build(corpus, encoder, **options)
 
 
-def search_texts(retriever: Retriever, texts: Sequence[str], k: int = 10, **options) -> SearchResults:
-    """Top-k documents for query texts; see :meth:`Retriever.search`."""
-    return retriever.search(texts, k=k, **options)
+def _record_parts(folder: Path, retriever: Retriever) -> dict:
+    """The parts of a retriever folder being written, with their bytes, recorded in its manifest."""
+    from index.storage import MANIFEST, write_json
+
+    subfolders = {"encoder": ENCODER_SUBDIR, **{name: name for name in retriever.searchers}}
+    if retriever.reranker is not None:
+        subfolders["reranker"] = RERANKER_SUBDIR
+    sizes = {part: directory_size(folder / sub) for part, sub in subfolders.items()}
+    parts = {"index": {"kind": retriever.index.kind, "bytes": directory_size(folder) - sum(sizes.values())}}
+    parts["encoder"] = {"kind": retriever.encoder.kind, "folder": ENCODER_SUBDIR, "bytes": sizes["encoder"]}
+    for name, s in retriever.searchers.items():
+        parts[name] = {"kind": s.kind, "folder": name, "bytes": sizes[name]}
+    if retriever.reranker is not None:
+        parts["reranker"] = {"kind": retriever.reranker.kind, "folder": RERANKER_SUBDIR, "bytes": sizes["reranker"]}
+    mpath = folder / MANIFEST
+    manifest = json.loads(mpath.read_text(encoding="utf-8"))
+    manifest["parts"] = parts
+    write_json(mpath, manifest)
+    return parts
 
 
-def measure_queries(retriever: Retriever, texts: Sequence[str], k: int, show_progress: bool = False, *,
-                    engine: str = "auto", approx: Approx | None = None,
-                    threads: int | None = None) -> tuple[SearchResults, dict]:
-    """Search all queries and measure: one query at a time (latency), then one batch (throughput).
+@dataclasses.dataclass(frozen=True)
+class RunSettings:
+    """Everything about one evaluation run besides the data, the encoder and the measures; made once at the edge
+    (CLI, API call) and recorded in the report.
+
+    Attributes:
+        build: how lsr's index is laid out.
+        search: which engine searches and how (a tuner's choice included).
+        keep_index: keep each system's saved index in the output folder (``<name>.index/``).
+        show_progress: progress bars on encoding and searching.
+    """
+
+    build: BuildOptions = BuildOptions()
+    search: SearchOptions = SearchOptions()
+    keep_index: bool = False
+    show_progress: bool = True
+
+
+def measure_queries(retriever: Retriever, texts: Sequence[str], k: int, options: SearchOptions | None = None,
+                    show_progress: bool = False) -> tuple[SearchResults, dict]:
+    """Search all queries and measure: one query at a time (latency, with and without query encoding), then
+    one batch (throughput). Every kernel and the encoder are warmed first.
 
     Returns the batch results and a dict of efficiency statistics.
     """
-    opts = {"engine": engine, "approx": approx, "threads": threads}
+    options = options or SearchOptions()
+    searcher = retriever.searcher(options)
     if texts:  # compile what this search runs (serial and parallel kernels) and warm the encoder first
         for batch in (list(texts[:1]), list(texts[:2])):
-            retriever.search(batch, k, **opts)
-            if engine == "auto" and retriever.token_store is None and retriever.index.has_block_max:
-                for forced in ("taat", "blockmax"):
-                    retriever.search(batch, k, **{**opts, "engine": forced})
-    if retriever.token_store is not None:
-        return _measure_late_interaction(retriever, texts, k, show_progress, opts)
+            retriever.search(batch, k, options)
+            for variant in searcher.warm_variants(options):
+                retriever.search(batch, k, variant)
     enc, idx = retriever.encoder, retriever.index
+    two_stage = retriever.reranker is not None
     n = len(texts)
-    enc_lat = np.empty(n)
-    search_lat = np.empty(n)
+    enc_lat, search_lat = np.empty(n), np.empty(n)
     clock = time.perf_counter
-    search = retriever.search_vectors
     for i, text in enumerate(tqdm(texts, desc="queries", unit="q", disable=not show_progress, mininterval=1.0)):
+        if two_stage:  # query encoding, first stage and re-scoring are one call
+            t0 = clock()
+            retriever.search([text], k, options)
+            enc_lat[i], search_lat[i] = 0.0, clock() - t0
+            continue
         t0 = clock()
         q = enc.encode_queries([text])
         t1 = clock()
-        search(q, k, **opts)
-        t2 = clock()
-        enc_lat[i] = t1 - t0
-        search_lat[i] = t2 - t1
+        retriever.search_vectors(q, k, options)
+        enc_lat[i], search_lat[i] = t1 - t0, clock() - t1
     t0 = clock()
-    queries = enc.encode_queries(texts)
+    queries = retriever.reranker.first_stage(retriever.reranker.encode_queries(texts)) if two_stage \
+        else enc.encode_queries(texts)
     t1 = clock()
-    if engine == "lucene":  # Lucene does not report what it touched
-        results, postings = search(queries, k, **opts), None
+    if two_stage:
+        results, work = retriever.search(list(texts), k, options), None
     else:
-        detailed = idx.search_detailed(queries, k=k, vocabulary=enc.vocabulary, **opts)
-        results, postings = detailed.results, float(detailed.stats.postings.mean()) if n else 0.0
+        results, work = searcher.search_with_work(queries, _check_k(k, idx.n_docs), options)
     t2 = clock()
     stats = {
         "search_latency": latency_stats(search_lat),
-        "query_encode_latency": latency_stats(enc_lat),
+        "query_encode_latency": None if two_stage else latency_stats(enc_lat),
         "encode_and_search_latency": latency_stats(enc_lat + search_lat),
+        "search_latency_includes": ("query encoding + first stage + late-interaction re-scoring" if two_stage
+                                    else "the search alone"),
         "throughput_qps": throughput(n, t2 - t1),
         "batch_query_encode_seconds": t1 - t0,
         "batch_search_seconds": t2 - t1,
         "query_nnz": vector_length_stats(queries.indptr),
         "flops": flops(queries.indices, n, idx.doc_frequencies(), idx.n_docs),
-        "postings_per_query": postings,
+        "postings_per_query": work,
     }
+    if two_stage:
+        stats["rerank_candidates"] = retriever.reranker.candidates
+        stats["doc_tokens_stored"] = int(retriever.token_store.tokens.shape[0])
     return results, stats
 
 
-def _measure_late_interaction(retriever: Retriever, texts: Sequence[str], k: int, show_progress: bool,
-                              opts: dict) -> tuple[SearchResults, dict]:
-    """SLIM: latency covers query encoding, the index stage and the re-scoring together."""
-    enc, idx = retriever.encoder, retriever.index
-    n = len(texts)
-    lat = np.empty(n)
-    clock = time.perf_counter
-    for i, text in enumerate(tqdm(texts, desc="queries", unit="q", disable=not show_progress, mininterval=1.0)):
-        t0 = clock()
-        retriever.search([text], k=k, **opts)
-        lat[i] = clock() - t0
-    t0 = clock()
-    results = retriever.search(list(texts), k=k, **opts)
-    t1 = clock()
-    pooled = enc.pool(enc.encode_query_tokens(texts))
-    stats = {
-        "search_latency": latency_stats(lat),
-        "encode_and_search_latency": latency_stats(lat),
-        "search_latency_includes": "query encoding + index candidates + late-interaction re-scoring",
-        "throughput_qps": throughput(n, t1 - t0),
-        "query_nnz": vector_length_stats(pooled.indptr),
-        "flops": flops(pooled.indices, n, idx.doc_frequencies(), idx.n_docs),
-        "rerank_candidates": enc.rerank,
-        "doc_tokens_stored": int(retriever.token_store.tokens.shape[0]),
-    }
-    return results, stats
-
-
-def evaluate_dataset(
-    dataset: Dataset,
-    encoder: SparseEncoder | str,
-    *,
-    name: str | None = None,
-    k: int = 1000,
-    measures: Sequence | str | None = None,
-    out_dir: str | os.PathLike | None = None,
-    keep_index: bool = False,
-    show_progress: bool = True,
-    engine: str = "auto",
-    approx: Approx | None = None,
-    quantization: str | None = None,
-    block_size: int = DEFAULT_BLOCK_SIZE,
-    block_max: bool | str = "auto",
-    reorder: str | None = None,
-    threads: int | None = None,
-) -> SystemResult:
+def evaluate_dataset(dataset: Dataset, encoder: SparseEncoder | str, *, name: str | None = None, k: int = 1000,
+                     measures: Sequence | str | None = None, out_dir: str | os.PathLike | None = None,
+                     settings: RunSettings | None = None) -> SystemResult:
     """Index ``dataset``'s corpus with ``encoder``, search its queries, score and time everything.
 
     Args:
@@ -418,16 +434,13 @@ def evaluate_dataset(
         k: documents retrieved per query (1000 so that R@1000 is meaningful).
         measures: ir_measures names; default :data:`eval.DEFAULT_MEASURES`.
         out_dir: if given, the TREC run is written there as ``<name>.run`` (and the index as
-            ``<name>.index/`` with ``keep_index``).
-        keep_index: keep the saved index in ``out_dir`` (otherwise it is saved to a temporary
-            directory only to measure its size).
-        show_progress: progress bars on encoding.
-        engine, approx, threads: search options (see :meth:`index.InvertedIndex.search`).
-        quantization, block_size, block_max, reorder: index options (see :meth:`index.InvertedIndex.build`).
+            ``<name>.index/`` with ``settings.keep_index``).
+        settings: :class:`RunSettings` (index layout, search options, keep_index, show_progress).
 
     Returns:
-        :class:`eval.SystemResult` (effectiveness, per-query values, efficiency, settings).
+        :class:`eval.SystemResult` (effectiveness, per-query values, efficiency, the settings used).
     """
+    settings = settings or RunSettings()
     spec = encoder if isinstance(encoder, str) else None
     if isinstance(encoder, (str, os.PathLike)):
         encoder = load_encoder(encoder)
@@ -435,29 +448,31 @@ def evaluate_dataset(
     parsed = parse_measures(measures)
     corpus = dataset.corpus  # raises MissingCorpusError for queries/qrels-only sets
 
-    warm_up(quantization=quantization, block_size=block_size, block_max=block_max, reorder=reorder)
-    retriever = Retriever.build(corpus, encoder, quantization=quantization, block_size=block_size,
-                                block_max=block_max, reorder=reorder, show_progress=show_progress)
+    warm_up(**settings.build.to_json())
+    retriever = Retriever.build(corpus, encoder, build=settings.build, show_progress=settings.show_progress)
     idx = retriever.index
     dataset.check_documents(lambda d: idx.doc_ids.position(d) is not None)
-
-    if out_dir is not None and keep_index:
-        index_path = retriever.save(Path(out_dir) / f"{_safe(name)}.index", overwrite=True)
-        index_bytes = directory_size(index_path)
-    else:
-        with tempfile.TemporaryDirectory(prefix="lsr-index-") as tmp:
-            index_bytes = directory_size(retriever.save(Path(tmp) / "index"))
-        idx.path = None
-
-    lucene_stats = {}
-    if engine == "lucene":  # built before the clock starts, and measured like lsr's index
-        lucene = retriever.add_lucene(threads=threads or 1)
-        lucene_stats = {"lucene_index_bytes": lucene.size_bytes(), "lucene_build_seconds": lucene.build_seconds}
-
+    search = settings.search
+    searcher = retriever.searcher(search)  # another engine is built here, before the clock starts
     qids = list(dataset.queries)
     texts = [dataset.queries[q] for q in qids]
-    results, stats = measure_queries(retriever, texts, k, show_progress=show_progress, engine=engine, approx=approx,
-                                     threads=threads)
+    if search.target_recall is not None and search.approx is None and searcher is idx:
+        search = _tuned(retriever, texts, search)
+
+    if out_dir is not None and settings.keep_index:
+        retriever.save(Path(out_dir) / f"{_safe(name)}.index", overwrite=True)
+        parts = retriever.parts()
+    else:
+        with tempfile.TemporaryDirectory(prefix="lsr-index-") as tmp:
+            retriever.save(Path(tmp) / "index")
+            parts = retriever.parts()
+            for part in retriever.searchers:  # keep them usable after the temporary folder goes
+                retriever.searchers[part] = searcher_class(part).load(retriever.searchers[part].save(
+                    Path(tempfile.mkdtemp(prefix=f"lsr-{part}-")) / part))
+        idx.path = None
+        searcher = retriever.searcher(search)
+
+    results, stats = measure_queries(retriever, texts, k, search, show_progress=settings.show_progress)
     run = results.to_run(qids, idx.doc_ids)
     evaluation = evaluate(run, dataset.qrels, parsed)
 
@@ -468,35 +483,52 @@ def evaluate_dataset(
     efficiency = {
         **stats,
         "doc_nnz": vector_length_stats(np.concatenate([[0], np.cumsum(idx.doc_lengths(), dtype=np.int64)])),
-        "index_bytes": index_bytes,
+        "index_bytes": parts["index"]["bytes"],
+        "encoder_bytes": parts["encoder"]["bytes"],
+        "parts": parts,
         "build_seconds": idx.build_seconds,
         "doc_encode_seconds": retriever.doc_encode_seconds,
         "n_docs": idx.n_docs,
         "n_postings": idx.nnz,
-        **lucene_stats,
     }
     import numba
 
-    settings = {"encoder": encoder.describe(), "k": k, "engine": engine, "warmup": WARMUP_NOTE,
-                "approx": approx._asdict() if approx is not None else None,
-                "index": {"quantization": quantization, "block_size": block_size, "block_max": idx.has_block_max,
-                          "reorder": idx.manifest.get("reorder"),
-                          "block_entry_ratio": idx.manifest.get("block_entry_ratio")},
-                "threads": threads or numba.get_num_threads()}
+    if search.threads is None:
+        search = dataclasses.replace(search, threads=numba.get_num_threads())
+    run_settings = {"encoder": encoder.describe(), "k": k, "searcher": searcher.describe(),
+                    "search": search.to_json(), "build": settings.build.to_json(),
+                    "index": {"block_max": idx.has_block_max, "reorder": idx.manifest.get("reorder"),
+                              "block_entry_ratio": idx.manifest.get("block_entry_ratio")},
+                    "warmup": WARMUP_NOTE}
     logger.info("%s: %s", name, ", ".join(f"{m} {v:.4f}" for m, v in evaluation.aggregate.items()))
-    return SystemResult(name=name, settings=settings, effectiveness=evaluation.aggregate,
+    return SystemResult(name=name, settings=run_settings, effectiveness=evaluation.aggregate,
                         efficiency=efficiency, per_query=evaluation.per_query, run_file=run_file)
+
+
+def _tuned(retriever: Retriever, texts: Sequence[str], search: SearchOptions) -> SearchOptions:
+    """``search`` with the cheapest approximate setting that reaches its ``target_recall`` against exact search
+    on these queries (:func:`index.tune_approximate`), tuned on the stage the index serves: with a second stage
+    (SLIM), the pooled first-stage queries whose candidates feed it. Exact search if nothing is faster."""
+    from index import tune_approximate
+
+    if retriever.reranker is not None:
+        queries = retriever.reranker.first_stage(retriever.reranker.encode_queries(list(texts)))
+    else:
+        queries = retriever.encoder.encode_queries(list(texts))
+    tuned = tune_approximate(retriever.index, queries, target_recall=search.target_recall, threads=search.threads)
+    logger.info("tuned for recall@10 >= %.2f: %s (recall %.3f, %.3f ms/query vs exact %.3f)", search.target_recall,
+                tuned.approx, tuned.recall, tuned.ms_per_query, tuned.exact_ms_per_query)
+    return dataclasses.replace(search, approx=tuned.approx)
 
 
 def compare(dataset: Dataset, encoders: dict[str, SparseEncoder | str], *, k: int = 1000,
             measures: Sequence | str | None = None, out_dir: str | os.PathLike | None = None,
-            command: str | None = None, keep_index: bool = False, show_progress: bool = True,
-            **options) -> Report:
+            command: str | None = None, settings: RunSettings | None = None) -> Report:
     """Evaluate several systems on one data set and gather them in one :class:`eval.Report`.
 
     ``encoders`` maps a display name to an encoder or spec. With ``out_dir`` the report
-    (``report.json``, ``report.md``, ``tradeoff.png``) and the runs are written there. ``options``
-    (engine, approx, quantization, block_size, threads) apply to every system.
+    (``report.json``, ``report.md``, ``tradeoff.png``) and the runs are written there. ``settings``
+    (:class:`RunSettings`) apply to every system.
     """
     if not encoders:
         raise ValueError("no encoders to evaluate")
@@ -508,11 +540,8 @@ def compare(dataset: Dataset, encoders: dict[str, SparseEncoder | str], *, k: in
         files[_safe(name)] = name
     parsed = parse_measures(measures)
     with write_lock(out_dir) if out_dir is not None else contextlib.nullcontext():
-        systems = [
-            evaluate_dataset(dataset, enc, name=name, k=k, measures=parsed, out_dir=out_dir,
-                             keep_index=keep_index, show_progress=show_progress, **options)
-            for name, enc in encoders.items()
-        ]
+        systems = [evaluate_dataset(dataset, enc, name=name, k=k, measures=parsed, out_dir=out_dir, settings=settings)
+                   for name, enc in encoders.items()]
         report = Report(dataset=dataset.describe(), measures=[str(m) for m in parsed], systems=systems,
                         command=command)
         if out_dir is not None:

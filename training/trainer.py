@@ -313,7 +313,7 @@ class Trainer:
         import dataclasses
 
         from eval import load_dataset
-        from lsr.pipeline import evaluate_dataset
+        from lsr.pipeline import RunSettings, evaluate_dataset
 
         e = self.config.eval
         ds = load_dataset(e.dataset, split=e.split, data_dir=self.config.data.data_dir)
@@ -323,7 +323,7 @@ class Trainer:
                                      qrels={q: ds.qrels[q] for q in keep if q in ds.qrels})
         t0 = time.perf_counter()
         result = evaluate_dataset(ds, self.encoder(), name=f"step-{self.step}", k=e.k, measures=e.measures,
-                                  show_progress=False)
+                                  settings=RunSettings(show_progress=False))
         self.model.mlm.train()
         rec = {"step": self.step, "dataset": f"{e.dataset}/{e.split}", **result.effectiveness,
                "doc_nnz": result.efficiency["doc_nnz"]["mean"], "seconds": round(time.perf_counter() - t0, 1)}

@@ -46,6 +46,11 @@ class SparseEncoder(abc.ABC):
     kind: str = "abstract"
 
     # ----------------------------------------------------------- encoding
+    def reranker_for(self, texts: Iterable[str]):
+        """A second stage built from the documents (SLIM's late interaction), or ``None`` without reading
+        ``texts`` (the default)."""
+        return None
+
     def fit(self, texts: Iterable[str], *, show_progress: bool = False) -> SparseEncoder:
         """Collect corpus statistics; a no-op for encoders that need none."""
         return self

@@ -141,6 +141,10 @@ class SlimEncoder(SpladeEncoder):
         tokens = sp.csr_array(sp.vstack(parts, format="csr")) if parts else sp.csr_array((0, self.dim), dtype=np.float32)
         return TokenStore(np.asarray(offsets, dtype=np.int64), as_csr(tokens, name="token vectors"))
 
+    def reranker_for(self, texts) -> LateInteractionReranker:
+        """The late-interaction second stage over these documents' token vectors."""
+        return LateInteractionReranker(self, self.encode_document_tokens(list(texts)))
+
     def encode_document_tokens(self, texts) -> TokenStore:
         return self._token_vectors(self.model, list(texts), self.doc_max_length)
 
@@ -169,3 +173,73 @@ class SlimEncoder(SpladeEncoder):
 
     def encode_queries(self, texts) -> sp.csr_array:
         return self.pool(self.encode_query_tokens(texts))
+
+
+class LateInteractionReranker:
+    """SLIM's second stage as a reranker that runs after any searcher: the first stage's candidates (searched
+    with pooled query vectors) re-scored by late interaction against the documents' token vectors.
+
+    Args:
+        encoder: the :class:`SlimEncoder` that made the token vectors (it encodes the query's tokens).
+        token_store: the documents' token vectors, in the index's document order.
+
+    Example:
+        >>> r = LateInteractionReranker(encoder, encoder.encode_document_tokens(texts))   # doctest: +SKIP
+        >>> qs = r.encode_queries(["insulin resistance"])                                 # doctest: +SKIP
+        >>> first = index.search(r.first_stage(qs), k=r.candidates)                       # doctest: +SKIP
+        >>> final = r.rerank(qs, first, k=10)                                             # doctest: +SKIP
+    """
+
+    kind = "late-interaction"
+
+    def __init__(self, encoder: SlimEncoder, token_store: TokenStore):
+        self.encoder = encoder
+        self.token_store = token_store
+
+    @property
+    def candidates(self) -> int:
+        """First-stage documents re-scored per query (the encoder's ``rerank``)."""
+        return self.encoder.rerank
+
+    def encode_queries(self, texts) -> TokenStore:
+        return self.encoder.encode_query_tokens(texts)
+
+    def first_stage(self, queries: TokenStore) -> sp.csr_array:
+        """The pooled query vectors the first-stage searcher takes."""
+        return self.encoder.pool(queries)
+
+    def rerank(self, queries: TokenStore, first, k: int, threads: int | None = None):
+        """The best ``k`` of each query's first-stage candidates by late interaction, ties by document index."""
+        from index.results import empty_results
+
+        scores = late_interaction_batch(queries, self.token_store, first.doc_idx, threads=threads)
+        n = len(queries)
+        out = empty_results(n, min(k, first.doc_idx.shape[1]))
+        for i in range(n):
+            cands = first.doc_idx[i]
+            found = cands >= 0
+            order = np.lexsort((cands, -scores[i], ~found))[:out.k]  # best score first, ties by document index
+            keep = order[found[order] & (scores[i][order] > 0)]
+            out.doc_idx[i, :keep.size] = cands[keep]
+            out.scores[i, :keep.size] = scores[i][keep]
+        return out
+
+    def reordered(self, order: np.ndarray) -> LateInteractionReranker:
+        """The same second stage with the documents in ``order`` (an index that reordered them)."""
+        tokens, bounds = self.token_store.rows(order)
+        return LateInteractionReranker(self.encoder, TokenStore(bounds, tokens))
+
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        return self.token_store.save(path, overwrite=overwrite)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, encoder: SlimEncoder) -> LateInteractionReranker:
+        return cls(encoder, TokenStore.load(path))
+
+    def size_bytes(self) -> int:
+        t = self.token_store.tokens
+        return int(self.token_store.offsets.nbytes + t.data.nbytes + t.indices.nbytes + t.indptr.nbytes)
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, "candidates": self.candidates, "texts": len(self.token_store),
+                "token_vectors": int(self.token_store.tokens.shape[0]), "bytes": self.size_bytes()}

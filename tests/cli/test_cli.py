@@ -131,5 +131,30 @@ def test_evaluate_with_quantized_index_and_engine(data_root, tmp_path, capsys):
                  "--quantization", "uint16", "--block-max", "yes", "--engine", "blockmax", "--threads", "1"]) == 0
     report = json.loads((out / "report.json").read_text())
     s = report["systems"][0]["settings"]
-    assert s["engine"] == "blockmax" and s["index"]["quantization"] == "uint16" and s["threads"] == 1
-    assert report["systems"][0]["efficiency"]["postings_per_query"] > 0
+    assert s["search"]["engine"] == "blockmax" and s["build"]["quantization"] == "uint16"
+    assert s["search"]["threads"] == 1 and s["searcher"]["kind"] == "lsr"
+    eff = report["systems"][0]["efficiency"]
+    assert eff["postings_per_query"] > 0
+    assert eff["index_bytes"] == eff["parts"]["index"]["bytes"] and eff["encoder_bytes"] > 0  # reported apart
+
+
+def test_evaluate_tunes_for_a_target_recall_and_records_the_setting(data_root, tmp_path):
+    out = tmp_path / "t"
+    assert main(["evaluate", "--dataset", "adi", "--data-dir", str(data_root), "--out", str(out), "-q",
+                 "--approximate", "--target-recall", "0.9"]) == 0
+    s = json.loads((out / "report.json").read_text())["systems"][0]["settings"]["search"]
+    assert s["target_recall"] == 0.9 and "approx" in s  # the tuner's pick (None: exact was fastest)
+
+
+def test_evaluate_on_milvus_equals_lsr(data_root, tmp_path, capsys):
+    pytest.importorskip("pymilvus")
+    pytest.importorskip("milvus_lite")
+    scores = {}
+    for engine in ("auto", "milvus"):
+        out = tmp_path / engine
+        assert main(["evaluate", "--dataset", "adi", "--data-dir", str(data_root), "--out", str(out), "-q",
+                     "--engine", engine, "-k", "100"]) == 0
+        system = json.loads((out / "report.json").read_text())["systems"][0]
+        scores[engine] = system["effectiveness"]["nDCG@10"]
+        assert system["settings"]["searcher"]["kind"] == ("milvus" if engine == "milvus" else "lsr")
+    assert abs(scores["milvus"] - scores["auto"]) < 0.001

@@ -54,13 +54,13 @@ def test_scores_equal_lsr_on_quantized_vectors(random_lucene):
     queries = random_csr(rng, 25, 60, 0.2)
     queries.data *= 2
     k = 15
-    got = lucene.search(queries, _terms(60), k=k)
+    got = lucene.search(queries, terms=_terms(60), k=k)
     ref = brute_force_search(_quantized(docs), _quantized(queries), k=k)
     np.testing.assert_allclose(got.scores, ref.scores, rtol=1e-6, atol=1e-6)
     for i in range(queries.shape[0]):  # the same documents wherever the k-th score is not tied
         strict = ref.scores[i] > ref.scores[i, -1]
         assert np.array_equal(got.doc_idx[i][strict], ref.doc_idx[i][strict])
-    one = lucene.search(queries[[3]], _terms(60), k=k)  # the single-query path agrees with the batch path
+    one = lucene.search(queries[[3]], terms=_terms(60), k=k)  # the single-query path agrees with the batch path
     np.testing.assert_allclose(one.scores[0], got.scores[3], rtol=1e-6)
 
 
@@ -69,7 +69,7 @@ def test_special_term_strings_match(random_lucene):
     lucene, docs = random_lucene
     for t, name in enumerate(SPECIAL):
         q = sp.csr_array((np.array([1.0], np.float32), np.array([t]), np.array([0, 1])), shape=(1, 60))
-        got = lucene.search(q, _terms(60), k=500)
+        got = lucene.search(q, terms=_terms(60), k=500)
         expected = int((_quantized(docs)[:, [t]].toarray() > 0).sum())
         assert got.n_found()[0] == expected, name
 
@@ -78,14 +78,14 @@ def test_special_term_strings_match(random_lucene):
 def test_empty_queries_and_k_beyond_corpus(random_lucene):
     lucene, _ = random_lucene
     q = sp.csr_array((2, 60), dtype=np.float32)
-    res = lucene.search(q, _terms(60), k=5)
+    res = lucene.search(q, terms=_terms(60), k=5)
     assert (res.doc_idx == -1).all() and np.isneginf(res.scores).all()
     tiny = sp.csr_array((np.array([0.001], np.float32), np.array([9]), np.array([0, 1])), shape=(1, 60))
-    assert lucene.search(tiny, _terms(60), k=5).n_found()[0] == 0  # rounds to weight 0: no query term
+    assert lucene.search(tiny, terms=_terms(60), k=5).n_found()[0] == 0  # rounds to weight 0: no query term
     with pytest.raises(ValueError, match="k must be"):
-        lucene.search(q, _terms(60), k=0)
+        lucene.search(q, terms=_terms(60), k=0)
     with pytest.raises(ValueError, match="60"):
-        lucene.search(sp.csr_array((1, 61), dtype=np.float32), _terms(61), k=5)
+        lucene.search(sp.csr_array((1, 61), dtype=np.float32), terms=_terms(61), k=5)
 
 
 @needs_java

@@ -5,8 +5,13 @@ import pytest
 
 from eval import MissingCorpusError, load_dataset
 from index import brute_force_search
+from index.searcher import BuildOptions
 from lsr import build_index, evaluate_dataset, load_encoder
-from lsr.pipeline import Retriever, compare
+from lsr.pipeline import Retriever, RunSettings, compare
+
+QUIET = RunSettings(show_progress=False)
+QUIET_U16 = RunSettings(build=BuildOptions(quantization="uint16"), show_progress=False)
+QUIET_U8 = RunSettings(build=BuildOptions(quantization="uint8"), show_progress=False)
 
 
 def test_retriever_build_search_save_load(tiny_beir, tmp_path):
@@ -44,7 +49,7 @@ def test_plain_texts_and_empty_corpus():
 
 def test_evaluate_dataset_report_fields(tiny_beir, tmp_path):
     ds = load_dataset(tiny_beir)
-    res = evaluate_dataset(ds, "bm25", k=10, out_dir=tmp_path, show_progress=False)
+    res = evaluate_dataset(ds, "bm25", k=10, out_dir=tmp_path, settings=QUIET)
     assert res.effectiveness["RR@10"] == pytest.approx(1.0)  # both queries find a relevant doc first
     eff = res.efficiency
     assert eff["search_latency"]["n"] == 2 and eff["search_latency"]["p50_ms"] > 0
@@ -56,7 +61,7 @@ def test_evaluate_dataset_report_fields(tiny_beir, tmp_path):
 
 def test_compare_writes_report_and_plot(tiny_beir, tmp_path):
     ds = load_dataset(tiny_beir)
-    rep = compare(ds, {"a": "bm25", "b": "bm25:k1=1.2,b=0.75"}, k=10, out_dir=tmp_path, show_progress=False)
+    rep = compare(ds, {"a": "bm25", "b": "bm25:k1=1.2,b=0.75"}, k=10, out_dir=tmp_path, settings=QUIET)
     assert [s.name for s in rep.systems] == ["a", "b"]
     saved = json.loads((tmp_path / "report.json").read_text())
     assert saved["dataset"]["n_docs"] == 4 and len(saved["systems"]) == 2
@@ -66,14 +71,14 @@ def test_compare_writes_report_and_plot(tiny_beir, tmp_path):
 def test_queries_only_set_is_refused(tiny_beir):
     (tiny_beir / "corpus.jsonl").unlink()
     with pytest.raises(MissingCorpusError):
-        evaluate_dataset(load_dataset(tiny_beir), "bm25", show_progress=False)
+        evaluate_dataset(load_dataset(tiny_beir), "bm25", settings=QUIET)
 
 
 def test_qrels_naming_missing_document_is_refused(tiny_beir):
     with open(tiny_beir / "qrels" / "test.tsv", "a") as f:
         f.write("q1\tghost\t1\n")
     with pytest.raises(ValueError, match="test.tsv:5: .*'ghost'"):
-        evaluate_dataset(load_dataset(tiny_beir), "bm25", show_progress=False)
+        evaluate_dataset(load_dataset(tiny_beir), "bm25", settings=QUIET)
 
 
 # ------------------------------------------------------------------ the bar on real data
@@ -86,7 +91,7 @@ def test_bm25_matches_anserini(data_root, name):
     same analysis (Lucene's Porter, UAX #29 words), same one-byte length norms, and equal scores kept
     in the engine's order (ties by corpus order) rather than re-sorted by document id."""
     ds = load_dataset(name, split="test", data_dir=data_root)
-    res = evaluate_dataset(ds, "bm25", k=100, measures=["nDCG@10", "R@100"], show_progress=False)
+    res = evaluate_dataset(ds, "bm25", k=100, measures=["nDCG@10", "R@100"], settings=QUIET)
     ndcg, recall = ANSERINI_BM25_FLAT[name]
     assert res.effectiveness["nDCG@10"] == pytest.approx(ndcg, abs=5e-5)
     assert res.effectiveness["R@100"] == pytest.approx(recall, abs=5e-5)
@@ -95,9 +100,9 @@ def test_bm25_matches_anserini(data_root, name):
 def test_quantized_index_keeps_bm25_effectiveness(data_root):
     """uint8 impacts (one global scale) cost little nDCG@10 on real BM25 vectors; uint16 almost none."""
     ds = load_dataset("scifact", data_dir=data_root)
-    full = evaluate_dataset(ds, "bm25", k=100, measures=["nDCG@10"], show_progress=False)
-    q16 = evaluate_dataset(ds, "bm25", k=100, measures=["nDCG@10"], show_progress=False, quantization="uint16")
-    q8 = evaluate_dataset(ds, "bm25", k=100, measures=["nDCG@10"], show_progress=False, quantization="uint8")
+    full = evaluate_dataset(ds, "bm25", k=100, measures=["nDCG@10"], settings=QUIET)
+    q16 = evaluate_dataset(ds, "bm25", k=100, measures=["nDCG@10"], settings=QUIET_U16)
+    q8 = evaluate_dataset(ds, "bm25", k=100, measures=["nDCG@10"], settings=QUIET_U8)
     assert abs(q16.effectiveness["nDCG@10"] - full.effectiveness["nDCG@10"]) < 0.002
     assert abs(q8.effectiveness["nDCG@10"] - full.effectiveness["nDCG@10"]) < 0.01
     assert q8.efficiency["index_bytes"] < full.efficiency["index_bytes"]
