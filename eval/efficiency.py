@@ -5,8 +5,7 @@ All functions take plain numbers or numpy arrays, so they serve every encoder an
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -67,15 +66,3 @@ def flops(query_indices: np.ndarray, n_queries: int, doc_freq: np.ndarray, n_doc
         return 0.0
     df = np.asarray(doc_freq, dtype=np.float64)
     return float(df[np.asarray(query_indices, dtype=np.int64)].sum() / (n_docs * n_queries))
-
-
-def time_per_item(fn: Callable[[int], object], n: int) -> np.ndarray:
-    """Call ``fn(i)`` for ``i in range(n)`` and return each call's wall time in seconds."""
-    out = np.empty(n, dtype=np.float64)
-    clock = time.perf_counter
-    for i in range(n):
-        t0 = clock()
-        fn(i)
-        out[i] = clock() - t0
-    return out
-

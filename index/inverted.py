@@ -39,7 +39,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import time
@@ -58,6 +57,7 @@ from .errors import IndexFormatError, VocabularyMismatchError
 from .oracle import _check_k, score_topk
 from .quantize import check_quantization, dequantize, quantize
 from .results import SearchResults, empty_results
+from .searcher import LSR_ENGINES
 from .sparse import as_csr
 from .storage import (
     MANIFEST,
@@ -69,13 +69,14 @@ from .storage import (
     write_array,
     write_json,
 )
+from .threads import numba_threads  # noqa: F401 - re-exported: index.inverted.numba_threads
 
 logger = logging.getLogger(__name__)
 
 FORMAT = "lsr-index"
 FORMAT_VERSION = 2
 DEFAULT_BLOCK_SIZE = 64
-ENGINES = ("auto", "taat", "blockmax", "oracle")
+ENGINES = LSR_ENGINES  # lsr's own engine variants; other engines: index.searcher.ENGINES
 #: The default build keeps block-max metadata only where blocks are coherent enough to pay for
 #: their space: block entries at most AUTO_MAX_ENTRY_RATIO of the postings (12 bytes per entry, so
 #: an index stays within ~1.4x the raw float32 CSR). Random synthetic documents reach ~0.67 and drop
@@ -183,25 +184,6 @@ class DetailedSearch(NamedTuple):
 
     results: SearchResults
     stats: SearchStats
-
-
-@contextlib.contextmanager
-def numba_threads(n: int | None):
-    """Run the block with ``n`` Numba threads, restoring the previous setting afterwards."""
-    if n is None:
-        yield
-        return
-    import numba
-
-    n = int(n)
-    if not 1 <= n <= numba.config.NUMBA_NUM_THREADS:
-        raise ValueError(f"threads must be in [1, {numba.config.NUMBA_NUM_THREADS}], got {n}")
-    before = numba.get_num_threads()
-    numba.set_num_threads(n)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(before)
 
 
 def block_metadata(toff: np.ndarray, pdocs: np.ndarray, pimp: np.ndarray, scale: np.float32, block_size: int):

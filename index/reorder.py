@@ -32,8 +32,8 @@ from typing import NamedTuple
 import numba as nb
 import numpy as np
 
-from .inverted import numba_threads
 from .sparse import as_csr
+from .threads import numba_threads
 
 logger = logging.getLogger(__name__)
 

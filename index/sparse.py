@@ -175,8 +175,3 @@ def as_csr(x, dim: int | None = None, *, name: str = "sparse batch") -> sp.csr_a
         m.indices = m.indices.astype(INDICES_DTYPE, copy=False)
         m.indptr = m.indptr.astype(INDPTR_DTYPE, copy=False)
     return m
-
-
-def row_nnz(m: sp.csr_array) -> np.ndarray:
-    """Number of non-zeros per row of a CSR batch (int64)."""
-    return np.diff(m.indptr)

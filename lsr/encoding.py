@@ -37,11 +37,12 @@ from index._version import library_version
 from index.storage import artifact_kind, remove_stale_temporaries, write_lock
 
 from .encoders import SparseEncoder, load_encoder
+from .encoders.base import ENCODER_FOLDER
 
 logger = logging.getLogger(__name__)
 
 STATE = "encode.json"
-ENCODER_DIR = "encoder"
+ENCODER_DIR = ENCODER_FOLDER
 
 
 class EncodingSummary(NamedTuple):
@@ -219,6 +220,10 @@ def index_shards(directory: str | os.PathLike, out: str | os.PathLike, *, overwr
     """
     directory = Path(directory)
     encoder = load_encoder(directory / ENCODER_DIR)
+    if encoder.has_second_stage:
+        raise ValueError(f"{directory} was encoded by {encoder.kind!r}, whose second stage (late interaction) needs "
+                         "each document's token vectors, which encoding shards do not keep; build the index from the "
+                         "texts instead: lsr index build --dataset/--corpus ... --encoder ...")
     if index_options.get("reorder") is not None:
         from .pipeline import Retriever
 

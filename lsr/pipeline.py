@@ -44,11 +44,11 @@ from index.storage import write_lock
 from index.warmup import WARMUP_NOTE, warm_up
 
 from .encoders import SparseEncoder, load_encoder
-from .encoders.base import folder_identity
+from .encoders.base import ENCODER_FOLDER, folder_identity
 
 logger = logging.getLogger(__name__)
 
-ENCODER_SUBDIR = "encoder"
+ENCODER_SUBDIR = ENCODER_FOLDER
 RERANKER_SUBDIR = "slim"
 
 

@@ -56,3 +56,15 @@ def test_source_respects_import_rules(package):
             if name in FORBIDDEN[package]:
                 bad.append(f"{path.relative_to(ROOT)}:{line} imports {name}")
     assert not bad, "\n".join(bad)
+
+
+def test_index_modules_import_without_cycles():
+    """index.reorder and index.inverted both use index.threads; neither imports the other at module level."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "index"
+    for name, other in (("reorder", "inverted"), ("threads", "inverted"), ("searcher", "inverted")):
+        tree = ast.parse((root / f"{name}.py").read_text())
+        top = [n for n in tree.body if isinstance(n, ast.ImportFrom)]
+        assert not any(n.module == other for n in top), f"index/{name}.py imports index.{other} at module level"

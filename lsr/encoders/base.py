@@ -28,6 +28,8 @@ from index import Vocabulary
 from index._version import library_version
 
 ENCODER_JSON = "lsr.json"
+#: the subfolder an index or an encoding keeps its encoder in
+ENCODER_FOLDER = "encoder"
 
 
 class EncoderFormatError(ValueError):
@@ -46,6 +48,9 @@ class SparseEncoder(abc.ABC):
     kind: str = "abstract"
 
     # ----------------------------------------------------------- encoding
+    #: whether :meth:`reranker_for` makes a second stage (which needs the texts, not only the vectors)
+    has_second_stage: bool = False
+
     def reranker_for(self, texts: Iterable[str]):
         """A second stage built from the documents (SLIM's late interaction), or ``None`` without reading
         ``texts`` (the default)."""

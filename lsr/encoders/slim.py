@@ -141,6 +141,8 @@ class SlimEncoder(SpladeEncoder):
         tokens = sp.csr_array(sp.vstack(parts, format="csr")) if parts else sp.csr_array((0, self.dim), dtype=np.float32)
         return TokenStore(np.asarray(offsets, dtype=np.int64), as_csr(tokens, name="token vectors"))
 
+    has_second_stage = True
+
     def reranker_for(self, texts) -> LateInteractionReranker:
         """The late-interaction second stage over these documents' token vectors."""
         return LateInteractionReranker(self, self.encode_document_tokens(list(texts)))

@@ -82,3 +82,22 @@ def test_reordered_index_keeps_token_vectors_with_their_documents(enc):
     b = bp.search_run(dict(zip("abc", queries)), k=3)
     for q in a:
         assert set(a[q]) == set(b[q]) and all(a[q][d] == pytest.approx(b[q][d], rel=1e-5) for d in a[q])
+
+
+def test_a_slim_index_from_encoding_shards_is_refused_not_built_without_its_second_stage(enc, tmp_path):
+    from lsr.encoding import encode_corpus, index_shards
+
+    encode_corpus(enc, list(zip([f"d{i}" for i in range(len(DOCS))], DOCS)), tmp_path / "enc", show_progress=False)
+    with pytest.raises(ValueError, match="second stage .* needs each document's token vectors"):
+        index_shards(tmp_path / "enc", tmp_path / "idx")
+    assert not (tmp_path / "idx").exists()
+
+
+def test_the_second_stage_runs_after_another_searcher(enc, tmp_path):
+    """The reranker is not tied to lsr's index: it re-scores whatever first stage served the query."""
+    from index import SearchOptions
+
+    r = build_index(list(zip([f"d{i}" for i in range(len(DOCS))], DOCS)), enc, show_progress=False)
+    exact = r.search(["insulin resistance", "cat"], k=3, options=SearchOptions(engine="oracle"))
+    auto = r.search(["insulin resistance", "cat"], k=3)
+    np.testing.assert_array_equal(exact.doc_idx, auto.doc_idx)
