@@ -44,6 +44,7 @@ MARKERS: dict[str, tuple[str, str | None]] = {
     "index": (MANIFEST, "lsr-index"),
     "lucene": ("lucene.json", "lsr-lucene"),
     "milvus": (MANIFEST, "lsr-milvus"),
+    "faiss": (MANIFEST, "lsr-faiss"),
     "encoder": ("lsr.json", None),
     "token-store": (MANIFEST, "lsr-token-store"),
     "checkpoint": ("checkpoint.json", "lsr-checkpoint"),

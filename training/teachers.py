@@ -21,7 +21,6 @@ import logging
 from collections.abc import Sequence
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from index import InvertedIndex, SearchResults
 from lsr.encoders import load_encoder
@@ -56,23 +55,15 @@ class SparseTeacher:
 
 
 class DenseTeacher:
-    """Mean-pooled, L2-normalised embeddings of a transformer, searched exactly with faiss."""
+    """Mean-pooled, L2-normalised embeddings (:class:`lsr.encoders.dense.DenseEncoder`, the same encoder hybrid
+    search uses), searched exactly with faiss."""
 
     def __init__(self, name: str, model: str, texts: Sequence[str], *, max_length: int = 256, batch_size: int = 32,
                  show_progress: bool = True):
-        import torch
-
-        from lsr.encoders import models
-
-        location = models.resolve(model)
-        from transformers import AutoModel
+        from lsr.encoders.dense import DenseEncoder
 
         self.name = name
-        self.tokenizer = models.load_tokenizer(location)
-        self.model = AutoModel.from_pretrained(location)
-        self.model.eval()
-        self.max_length, self.batch_size = max_length, batch_size
-        self._torch = torch
+        self.encoder = DenseEncoder(model, max_length=max_length, batch_size=batch_size)
         self.docs = self.embed(texts, show_progress=show_progress)
         import faiss
 
@@ -81,22 +72,7 @@ class DenseTeacher:
         self.queries = None
 
     def embed(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
-        torch = self._torch
-        texts = list(texts)
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        out = np.zeros((len(texts), self.model.config.hidden_size), dtype=np.float32)
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
-            for s in tqdm(range(0, len(texts), self.batch_size), desc=f"{self.name} embeddings", unit="batch",
-                          disable=not show_progress, mininterval=1.0):
-                idx = order[s:s + self.batch_size]
-                tok = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
-                                     max_length=self.max_length, return_tensors="pt")
-                hidden = self.model(**tok).last_hidden_state.float()
-                mask = tok["attention_mask"].unsqueeze(-1).float()
-                emb = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
-                emb = torch.nn.functional.normalize(emb, dim=1)
-                out[idx] = emb.numpy()
-        return out
+        return self.encoder.embed(texts, show_progress=show_progress, desc=f"{self.name} embeddings")
 
     def prepare_queries(self, texts: Sequence[str]) -> None:
         self.queries = self.embed(texts)
