@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .results import NO_DOC, SearchResults, empty_results
+from .results import NO_DOC, SearchResults, empty_results, write_ranked
 
 
 def _check(results: Sequence[SearchResults], weights, k: int) -> np.ndarray:
@@ -47,9 +47,7 @@ def _top(row_docs: list[np.ndarray], row_scores: list[np.ndarray], k: int, out: 
     uniq, inv = np.unique(docs, return_inverse=True)
     total = np.zeros(uniq.size)
     np.add.at(total, inv, scores)
-    order = np.lexsort((uniq, -total))[:k]
-    out.doc_idx[i, :order.size] = uniq[order]
-    out.scores[i, :order.size] = total[order]
+    write_ranked(out, i, uniq, total)
 
 
 def reciprocal_rank_fusion(results: Sequence[SearchResults], k: int = 10, *, weights: Sequence[float] | None = None,
@@ -100,8 +98,5 @@ def linear_fusion(results: Sequence[SearchResults], k: int = 10, *, weights: Seq
             value = np.full(all_docs.size, floor)  # a document a list did not return gets its lowest score
             value[np.searchsorted(all_docs, d)] = s
             total += wi * value
-        if all_docs.size:
-            order = np.lexsort((all_docs, -total))[:k]
-            out.doc_idx[i, :order.size] = all_docs[order]
-            out.scores[i, :order.size] = total[order]
+        write_ranked(out, i, all_docs, total)
     return out

@@ -82,6 +82,15 @@ def strictly_decreasing(scores: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return out
 
 
+def write_ranked(out: SearchResults, row: int, docs: np.ndarray, scores: np.ndarray) -> None:
+    """Write the best ``out.k`` of ``(docs, scores)`` into ``row`` of ``out``: highest score first, ties by the
+    smaller document index (the order every lsr searcher returns). Used where an engine or a fusion hands back
+    unordered or differently-ordered candidates."""
+    order = np.lexsort((docs, -scores))[:out.k]
+    out.doc_idx[row, :order.size] = docs[order]
+    out.scores[row, :order.size] = scores[order]
+
+
 def empty_results(n_queries: int, k: int) -> SearchResults:
     """Preallocated results filled with the empty-slot values."""
     return SearchResults(

@@ -175,7 +175,8 @@ class SearchOptions:
 
             if not isinstance(self.approx, Approx):
                 raise ValueError(f"approx must be an index.Approx, got {type(self.approx).__name__}")
-            object.__setattr__(self, "approx", None if self.approx.validate().exact else self.approx.validate())
+            valid = self.approx.validate()
+            object.__setattr__(self, "approx", None if valid.exact else valid)
             if self.approx is not None and self.engine not in LSR_ENGINES:
                 raise ValueError(f"approximate search runs on lsr's engine, not {self.engine!r}")
         if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int)

@@ -304,6 +304,17 @@ def _fill_in_place(tmp: Path, final: Path, marker: str) -> None:
     tmp.rmdir()
 
 
+def copy_artifact(source: Path, path: str | os.PathLike, *, overwrite: bool = False, kind: str) -> Path:
+    """Copy the artifact folder ``source`` to ``path`` atomically (same rules as :func:`atomic_dir`)."""
+    path = Path(path)
+    if path.resolve() == Path(source).resolve():
+        return path
+    with atomic_dir(path, overwrite=overwrite, kind=kind) as tmp:
+        for p in Path(source).iterdir():
+            (shutil.copytree if p.is_dir() else shutil.copy2)(p, tmp / p.name)
+    return path
+
+
 def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -34,7 +34,7 @@ from eval.atomic import atomic_file
 from eval.errors import DataFormatError
 from index.sparse import as_csr
 
-from .exports import DEFAULT_SCALE, quantize_weights
+from .exports import DEFAULT_SCALE, checked_vectors, quantize_weights
 
 CIFF_VERSION = 1
 
@@ -100,11 +100,7 @@ def write_ciff(path: str | os.PathLike, doc_ids: Sequence[str], vectors, terms: 
             Lucene and PISA keep their lexicons.
     """
     path = Path(path)
-    m = as_csr(vectors, dim=len(terms), name="vectors")
-    if len(doc_ids) != m.shape[0]:
-        raise ValueError(f"{len(doc_ids)} document ids for {m.shape[0]} vectors")
-    if scale <= 0:
-        raise ValueError(f"scale must be > 0, got {scale}")
+    m = checked_vectors(vectors, doc_ids, terms, scale)
     msg = _messages()
     tf = quantize_weights(m.data, scale)
     if tf.size and tf.max() > np.iinfo(np.int32).max:

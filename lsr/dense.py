@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from index import SearchResults
-from index.results import empty_results
+from index.results import empty_results, write_ranked
 from index.searcher import SearcherDefaults
 from index.storage import MANIFEST, atomic_dir, directory_size
 
@@ -105,10 +105,7 @@ class FaissIndex(SearcherDefaults):
         scores, idx = self.index.search(q, extra)
         for i in range(q.shape[0]):
             found = idx[i] >= 0
-            d, s = idx[i][found], scores[i][found]
-            order = np.lexsort((d, -s))[:k]
-            out.doc_idx[i, :order.size] = d[order]
-            out.scores[i, :order.size] = s[order]
+            write_ranked(out, i, idx[i][found], scores[i][found])
         return out
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:

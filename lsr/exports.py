@@ -38,6 +38,16 @@ def quantize_weights(data: np.ndarray, scale: float) -> np.ndarray:
     return np.rint(np.asarray(data, dtype=np.float64) * scale).astype(np.int64)
 
 
+def checked_vectors(vectors, doc_ids: Sequence[str], terms: Sequence[str], scale: float):
+    """The vectors as a CSR batch over ``terms``, refused unless there is one id per row and ``scale > 0``."""
+    m = as_csr(vectors, dim=len(terms), name="vectors")
+    if len(doc_ids) != m.shape[0]:
+        raise ValueError(f"{len(doc_ids)} document ids for {m.shape[0]} vectors")
+    if scale <= 0:
+        raise ValueError(f"scale must be > 0, got {scale}")
+    return m
+
+
 def write_anserini_vectors(path: str | os.PathLike, doc_ids: Sequence[str], vectors, terms: Sequence[str],
                            scale: float = DEFAULT_SCALE, contents: Sequence[str] | None = None) -> Path:
     """Write documents as an Anserini ``JsonVectorCollection`` (``.jsonl`` or ``.jsonl.gz``).
@@ -45,11 +55,7 @@ def write_anserini_vectors(path: str | os.PathLike, doc_ids: Sequence[str], vect
     Terms whose quantized weight rounds to 0 are left out, as Anserini would ignore them.
     """
     path = Path(path)
-    m = as_csr(vectors, dim=len(terms), name="vectors")
-    if len(doc_ids) != m.shape[0]:
-        raise ValueError(f"{len(doc_ids)} document ids for {m.shape[0]} vectors")
-    if scale <= 0:
-        raise ValueError(f"scale must be > 0, got {scale}")
+    m = checked_vectors(vectors, doc_ids, terms, scale)
     with atomic_file(path) as tmp, open_text_for_writing(tmp) as f:
         for i, did in enumerate(doc_ids):
             lo, hi = m.indptr[i], m.indptr[i + 1]

@@ -42,9 +42,10 @@ import numpy as np
 from index import SearchResults, atomic_dir, directory_size
 from index.docids import DocIds
 from index.inverted import Vocabulary
-from index.results import empty_results
+from index.results import empty_results, write_ranked
 from index.searcher import SearcherDefaults
 from index.sparse import as_csr
+from index.storage import copy_artifact
 
 from .exports import DEFAULT_SCALE, quantize_weights, write_anserini_vectors
 
@@ -179,6 +180,7 @@ class LuceneIndex(SearcherDefaults):
         self.dim = int(manifest["dim"])
         self.vocabulary = Vocabulary.from_json(manifest.get("vocabulary"))
         self._searcher = None
+        self._terms: list[str] | None = None
 
     @property
     def n_docs(self) -> int:
@@ -297,9 +299,8 @@ class LuceneIndex(SearcherDefaults):
     @property
     def terms(self) -> list[str] | None:
         """The token of every term id, saved at build (``None`` for an index built before lsr kept them)."""
-        if not hasattr(self, "_terms"):
-            p = self.path / TERMS
-            self._terms = json.loads(p.read_text(encoding="utf-8")) if p.is_file() else None
+        if self._terms is None and (self.path / TERMS).is_file():
+            self._terms = json.loads((self.path / TERMS).read_text(encoding="utf-8"))
         return self._terms
 
     @classmethod
@@ -312,13 +313,7 @@ class LuceneIndex(SearcherDefaults):
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
         """Copy the searcher's folder to ``path`` (atomically)."""
-        path = Path(path)
-        if path.resolve() == self.path.resolve():
-            return path
-        with atomic_dir(path, overwrite=overwrite, kind="lucene") as tmp:
-            for p in self.path.iterdir():
-                (shutil.copytree if p.is_dir() else shutil.copy2)(p, tmp / p.name)
-        return path
+        return copy_artifact(self.path, path, overwrite=overwrite, kind="lucene")
 
     def describe(self) -> dict:
         m = self.manifest
@@ -385,9 +380,7 @@ class LuceneIndex(SearcherDefaults):
                 continue
             idx = np.asarray([self._position(h.docid) for h in row], dtype=np.int64)
             scores = np.fromiter((h.score for h in row), dtype=np.float64, count=len(row)) / denominator
-            order = np.lexsort((idx, -scores))[:k]
-            out.doc_idx[i, :order.size] = idx[order]
-            out.scores[i, :order.size] = scores[order]
+            write_ranked(out, i, idx, scores)
         return out
 
     def _position(self, doc_id: str) -> int:

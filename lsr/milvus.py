@@ -30,7 +30,6 @@ import contextlib
 import json
 import logging
 import os
-import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,10 +38,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from index import SearchResults, Vocabulary
-from index.results import empty_results
+from index.results import empty_results, write_ranked
 from index.searcher import SearcherDefaults
 from index.sparse import as_csr
-from index.storage import MANIFEST, atomic_dir, directory_size
+from index.storage import MANIFEST, atomic_dir, copy_artifact, directory_size
 
 logger = logging.getLogger(__name__)
 
@@ -239,10 +238,7 @@ class MilvusIndex(SearcherDefaults):
             idx = np.fromiter((self._index_of(h["id"]) for h in row), dtype=np.int64, count=len(row))
             scores = np.fromiter((h["distance"] for h in row), dtype=np.float32, count=len(row))
             keep = scores > 0
-            idx, scores = idx[keep], scores[keep]
-            order = np.lexsort((idx, -scores))[:k]
-            out.doc_idx[i, :order.size] = idx[order]
-            out.scores[i, :order.size] = scores[order]
+            write_ranked(out, i, idx[keep], scores[keep])
         return out
 
     def _index_of(self, doc_id: str) -> int:
@@ -293,14 +289,8 @@ class MilvusIndex(SearcherDefaults):
     # ---------------------------------------------------------------- protocol
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
         """Copy the folder (with a Milvus Lite database) to ``path``; a server collection stays where it is."""
-        path = Path(path)
-        if self.path is not None and path.resolve() == self.path.resolve():
-            return path
         self.close()  # Milvus Lite's database is consistent once closed
-        with atomic_dir(path, overwrite=overwrite, kind="milvus") as tmp:
-            for p in self.path.iterdir():
-                (shutil.copytree if p.is_dir() else shutil.copy2)(p, tmp / p.name)
-        return path
+        return copy_artifact(self.path, path, overwrite=overwrite, kind="milvus")
 
     def size_bytes(self) -> int:
         """Bytes of the folder (with Milvus Lite, the database; a server's storage is not counted)."""

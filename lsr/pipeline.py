@@ -463,14 +463,12 @@ def evaluate_dataset(dataset: Dataset, encoder: SparseEncoder | str, *, name: st
         retriever.save(Path(out_dir) / f"{_safe(name)}.index", overwrite=True)
         parts = retriever.parts()
     else:
+        searchers = dict(retriever.searchers)  # saved only to be measured: keep the ones already built
         with tempfile.TemporaryDirectory(prefix="lsr-index-") as tmp:
             retriever.save(Path(tmp) / "index")
             parts = retriever.parts()
-            for part in retriever.searchers:  # keep them usable after the temporary folder goes
-                retriever.searchers[part] = searcher_class(part).load(retriever.searchers[part].save(
-                    Path(tempfile.mkdtemp(prefix=f"lsr-{part}-")) / part))
+        retriever.searchers = searchers
         idx.path = None
-        searcher = retriever.searcher(search)
 
     results, stats = measure_queries(retriever, texts, k, search, show_progress=settings.show_progress)
     run = results.to_run(qids, idx.doc_ids)
