@@ -9,37 +9,26 @@ gradients:
   the training corpus, ones for the plain variant, or a learned table initialised from IDF);
 * ``"slim"``: per-token top-k sparse vectors for both sides, scored by late interaction.
 
-``to_encoder()`` returns the matching :mod:`lsr.encoders` object sharing the same weights, so that
-evaluation during training and the saved model go through exactly the code users run.
+The math (activation, vocabulary projection + pooling, per-token top-k) is not here: it is
+:mod:`lsr.encoders.projection`, which the encoders run at serving time. ``to_encoder()`` returns the
+matching :mod:`lsr.encoders` object sharing the same weights, so that evaluation during training and
+the saved model go through exactly the code users run.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
 from lsr.encoders import models
+from lsr.encoders.projection import TokenVectors, activate, pooled_weights, token_weights
 
-from .pooling import max_pool_projection, topk_projection
+__all__ = ["KINDS", "QUERY_WEIGHTS", "TokenVectors", "TrainableSparse", "activate", "idf_table"]
 
 KINDS = ("splade", "inference-free", "slim")
 QUERY_WEIGHTS = ("idf", "binary", "learned")
-
-
-def activate(x: torch.Tensor, activation: str) -> torch.Tensor:
-    """``log(1 + ReLU(x))``; with ``"log_log"`` the l0-approximating ``log(1 + log(1 + ReLU(x)))`` (Shen et al. 2025)."""
-    x = torch.log1p(torch.relu(x))
-    return torch.log1p(x) if activation == "log_log" else x
-
-
-class TokenVectors:
-    """Per-token sparse vectors of a batch (SLIM): ``values``/``indices`` ``[rows, k]``, rows grouped by ``lengths``."""
-
-    def __init__(self, values: torch.Tensor, indices: torch.Tensor, lengths: list[int]):
-        self.values, self.indices, self.lengths = values, indices, lengths
 
 
 class TrainableSparse(torch.nn.Module):
@@ -81,46 +70,16 @@ class TrainableSparse(torch.nn.Module):
         # learned query weights: softplus(raw) so that they stay positive; set from IDF by set_idf()
         self.query_raw = torch.nn.Parameter(torch.zeros(self.dim)) if query_weights == "learned" else None
 
-    # ------------------------------------------------------------------ pieces
-    def _autocast(self):
-        return torch.autocast("cpu", dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
-
-    def _head_parts(self):
-        head = models.mlm_head(self.mlm)
-        decoder = getattr(head, "decoder", None)
-        if decoder is None:
-            raise ValueError(f"{type(self.mlm).__name__}: the trainer needs a head with a 'decoder' layer")
-        bias = decoder.bias if decoder.bias is not None else getattr(head, "bias", None)
-        if bias is None:
-            bias = torch.zeros(self.dim)
-        transform = getattr(head, "transform", None)
-        if transform is None:  # RoBERTa-style: dense -> gelu -> layer_norm -> decoder
-            def transform(x, head=head):
-                x = torch.nn.functional.gelu(head.dense(x))
-                return head.layer_norm(x)
-        return transform, decoder.weight, bias
-
-    def _token_rows(self, texts: Sequence[str], max_length: int):
-        tok = self.tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-        mask = tok["attention_mask"].bool()
-        with self._autocast():
-            hidden = models.base_model(self.mlm)(**tok).last_hidden_state[mask]
-            transform, W, b = self._head_parts()
-            h = transform(hidden)
-        return h, W, b, mask.sum(dim=1).tolist()
-
+    # -------------------------------------------------------------- forward
     def encode(self, texts: Sequence[str], max_length: int) -> torch.Tensor:
         """Max-pooled activated weights ``[len(texts), |V|]`` (float32, differentiable)."""
-        h, W, b, lengths = self._token_rows(texts, max_length)
-        raw = max_pool_projection(h, W, b, lengths, low_precision=self.bf16)
-        raw = torch.where(torch.isfinite(raw), raw, torch.zeros_like(raw))
-        return activate(raw, self.activation)
+        return pooled_weights(self.mlm, self.tokenizer, texts, max_length, activation=self.activation,
+                              low_precision=self.bf16)
 
     def encode_tokens(self, texts: Sequence[str], max_length: int) -> TokenVectors:
         """SLIM per-token top-k activated weights."""
-        h, W, b, lengths = self._token_rows(texts, max_length)
-        vals, idx = topk_projection(h, W, b, min(self.token_top_k, self.dim), low_precision=self.bf16)
-        return TokenVectors(activate(vals, self.activation), idx, lengths)
+        return token_weights(self.mlm, self.tokenizer, texts, max_length, self.token_top_k,
+                             activation=self.activation, low_precision=self.bf16)
 
     # --------------------------------------------------------------- queries
     def set_idf(self, idf: np.ndarray) -> None:

@@ -37,12 +37,13 @@ import torch
 from tqdm.auto import tqdm
 
 from index import atomic_dir
+from lsr.encoders.projection import late_interaction, pooled_tokens
 
 from . import losses
 from .checkpoint import CHECKPOINT_JSON, LEGACY_PICKLE, load_state, save_state
 from .config import TrainConfig
 from .data import Batch, Batcher, Source, beir_source, jsonl_source, triples_source
-from .model import TokenVectors, TrainableSparse, idf_table
+from .model import TrainableSparse, idf_table
 from .regularizers import DocumentFrequency, SparsityController, penalty, quadratic_warmup
 
 logger = logging.getLogger(__name__)
@@ -54,27 +55,6 @@ class TrainResult(NamedTuple):
     steps: int
     seconds: float
     evaluations: list[dict]
-
-
-def late_interaction_scores(q: TokenVectors, d: TokenVectors, dim: int) -> torch.Tensor:
-    """SLIM scores ``[Q, D]``: ``sum_i max_j q_i . d_j`` (max clipped at 0), differentiable."""
-    rows_q = q.values.shape[0]
-    q_dense = torch.zeros(rows_q, dim).scatter(1, q.indices, q.values)
-    sims = (q_dense[:, d.indices] * d.values[None]).sum(-1)  # [rows_q, rows_d]
-    per_doc = [part.max(dim=1).values.clamp(min=0) if part.shape[1] else torch.zeros(rows_q)
-               for part in torch.split(sims, d.lengths, dim=1)]
-    by_row = torch.stack(per_doc, dim=1)  # [rows_q, D]
-    owner = torch.repeat_interleave(torch.arange(len(q.lengths)), torch.as_tensor(q.lengths))
-    return torch.zeros(len(q.lengths), by_row.shape[1]).index_add(0, owner, by_row)
-
-
-def pooled_tokens(t: TokenVectors, dim: int) -> torch.Tensor:
-    """Max over each text's token vectors (the pooled vector the index holds), ``[texts, dim]``."""
-    owner = torch.repeat_interleave(torch.arange(len(t.lengths)), torch.as_tensor(t.lengths))
-    flat = owner[:, None].expand_as(t.indices) * dim + t.indices
-    out = torch.zeros(len(t.lengths) * dim).scatter_reduce(0, flat.reshape(-1), t.values.reshape(-1), "amax",
-                                                            include_self=True)
-    return out.view(len(t.lengths), dim)
 
 
 class Trainer:
@@ -181,7 +161,7 @@ class Trainer:
         if model.kind == "slim":
             qt = model.encode_tokens(batch.queries, model.query_max_length)
             dt = model.encode_tokens(batch.docs, model.doc_max_length)
-            scores = late_interaction_scores(qt, dt, model.dim)
+            scores = late_interaction(qt, dt, model.dim)
             q_vec, d_vec = pooled_tokens(qt, model.dim), pooled_tokens(dt, model.dim)
         else:
             d_vec = model.encode(batch.docs, model.doc_max_length)

@@ -100,8 +100,25 @@ def load_mlm(location: str):
     elif missing:
         raise ModelLoadError(f"{location!r} lacks weights {missing[:3]}...; is it a complete checkpoint?")
     model.config = config if model.config is None else model.config
+    _own_aligned_memory(model)
     model.eval()
     return model
+
+
+def _own_aligned_memory(model) -> None:
+    """Copy parameters that sit at unaligned addresses of a memory-mapped checkpoint into owned memory.
+
+    safetensors tensors can start at any byte of the mapped file; BLAS then takes another code path
+    and results differ from the in-memory model's in the last bit, so a saved model would not
+    serve exactly the vectors it produced before saving. Tied weights are one parameter and are
+    copied once.
+    """
+    import torch
+
+    with torch.no_grad():
+        for param in model.parameters():
+            if param.data_ptr() % 64:
+                param.data = param.data.clone()
 
 
 @contextlib.contextmanager

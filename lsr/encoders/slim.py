@@ -33,7 +33,7 @@ from index.late import late_interaction_scores
 from index.sparse import as_csr
 from index.storage import MANIFEST, atomic_dir
 
-from . import models
+from .projection import token_weights
 from .splade import SpladeEncoder, torch_threads
 
 TOKEN_STORE = "slim"
@@ -126,17 +126,14 @@ class SlimEncoder(SpladeEncoder):
         with torch.inference_mode(), torch_threads(self.threads):
             for start in range(0, len(texts), self.batch_size):
                 batch = texts[start:start + self.batch_size]
-                tok = self.tokenizer(batch, padding=True, truncation=True, max_length=max_length,
-                                     return_tensors="pt")
-                mask = tok["attention_mask"].bool()
-                hidden = models.base_model(model)(**tok).last_hidden_state[mask]
-                w = self._activate(models.mlm_head(model)(hidden).float())
-                k = min(self.token_top_k, w.shape[1])
-                vals, idx = torch.topk(w, k, dim=1)
+                t = token_weights(model, self.tokenizer, batch, max_length, self.token_top_k,
+                                  activation=self.activation, low_precision=self.dtype == "bfloat16")
+                vals, idx = t.values, t.indices
                 keep = vals > 0
-                rows = torch.arange(w.shape[0]).unsqueeze(1).expand_as(idx)[keep].numpy()
-                parts.append(sp.csr_array((vals[keep].numpy(), (rows, idx[keep].numpy())), shape=(w.shape[0], self.dim)))
-                for n in mask.sum(dim=1).tolist():
+                rows = torch.arange(vals.shape[0]).unsqueeze(1).expand_as(idx)[keep].numpy()
+                parts.append(sp.csr_array((vals[keep].numpy(), (rows, idx[keep].numpy())),
+                                          shape=(vals.shape[0], self.dim)))
+                for n in t.lengths:
                     offsets.append(offsets[-1] + n)
         tokens = sp.csr_array(sp.vstack(parts, format="csr")) if parts else sp.csr_array((0, self.dim), dtype=np.float32)
         return TokenStore(np.asarray(offsets, dtype=np.int64), as_csr(tokens, name="token vectors"))

@@ -40,11 +40,11 @@ from index.sparse import as_csr
 
 from . import models
 from .base import EncoderFormatError, SparseEncoder, config_of
+from .projection import ACTIVATIONS, activate, pooled_weights, prune_top_k
 
 logger = logging.getLogger(__name__)
 
 POOLINGS = ("max", "sum")
-ACTIVATIONS = ("log1p_relu", "log_log")
 DTYPES = ("float32", "bfloat16", "int8")
 #: rows of vocabulary logits computed at once (rows x vocabulary x 4 bytes ~ 250 MB for BERT)
 LOGIT_ROWS = 2048
@@ -168,12 +168,7 @@ class SpladeEncoder(SparseEncoder):
 
     # ----------------------------------------------------------- encoding
     def _activate(self, x):
-        import torch
-
-        x = torch.log1p(torch.relu(x))
-        if self.activation == "log_log":
-            x = torch.log1p(x)
-        return x
+        return activate(x, self.activation)
 
     def _runtime_model(self, model):
         """The model that encodes: ``model`` itself, or its int8 copy when ``dtype="int8"``."""
@@ -195,50 +190,51 @@ class SpladeEncoder(SparseEncoder):
         return self._int8[id(model)]
 
     def _pool_batch(self, model, texts: list[str], max_length: int):
-        """Pooled term weights, dense ``[len(texts), dim]`` float32 tensor."""
+        """Pooled term weights, dense ``[len(texts), dim]`` float32 tensor.
+
+        Max pooling runs :func:`~lsr.encoders.projection.pooled_weights`, the function the trainer
+        trains; sum pooling and int8 (whose quantized head has no plain weight matrix) project all
+        rows through the head, a bounded number at a time.
+        """
+        if self.pooling == "max" and self.dtype != "int8":
+            return pooled_weights(model, self.tokenizer, texts, max_length, activation=self.activation,
+                                  low_precision=self.dtype == "bfloat16")
         import torch
 
         model = self._runtime_model(model)
         tok = self.tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
         mask = tok["attention_mask"].bool()
-        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if self.dtype == "bfloat16" \
-            else contextlib.nullcontext()
-        with autocast:
-            hidden = models.base_model(model)(**tok).last_hidden_state
-            rows = hidden[mask]  # only real tokens reach the vocabulary projection
-            lengths = mask.sum(dim=1).tolist()
-            head = models.mlm_head(model)
-            out = torch.zeros((len(texts), self.dim), dtype=torch.float32)
-            start = 0
-            seq = 0
-            while seq < len(texts):  # groups of whole sequences, at most LOGIT_ROWS rows of logits
-                end_seq, n_rows = seq, 0
-                while end_seq < len(texts) and (n_rows == 0 or n_rows + lengths[end_seq] <= LOGIT_ROWS):
-                    n_rows += lengths[end_seq]
-                    end_seq += 1
-                logits = head(rows[start:start + n_rows]).float()
-                offset = 0
-                for b in range(seq, end_seq):
-                    part = logits[offset:offset + lengths[b]]
-                    if part.shape[0] == 0:
-                        pass
-                    elif self.pooling == "max":
-                        out[b] = self._activate(part.max(dim=0).values)
-                    else:
-                        out[b] = self._activate(part).sum(dim=0)
-                    offset += lengths[b]
-                start += n_rows
-                seq = end_seq
+        lengths = mask.sum(dim=1).tolist()
+        head = models.mlm_head(model)
+        out = torch.zeros((len(texts), self.dim), dtype=torch.float32)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.dtype == "bfloat16"):
+            rows = models.base_model(model)(**tok).last_hidden_state[mask]  # only real tokens are projected
+            self._pool_rows(head, rows, lengths, out)
         return out
+
+    def _pool_rows(self, head, rows, lengths: list[int], out) -> None:
+        start = seq = 0
+        n_texts = len(lengths)
+        while seq < n_texts:  # groups of whole sequences, at most LOGIT_ROWS rows of logits
+            end_seq, n_rows = seq, 0
+            while end_seq < n_texts and (n_rows == 0 or n_rows + lengths[end_seq] <= LOGIT_ROWS):
+                n_rows += lengths[end_seq]
+                end_seq += 1
+            logits = head(rows[start:start + n_rows]).float()
+            offset = 0
+            for b in range(seq, end_seq):
+                part = logits[offset:offset + lengths[b]]
+                if part.shape[0]:
+                    out[b] = self._activate(part.max(dim=0).values) if self.pooling == "max" \
+                        else self._activate(part).sum(dim=0)
+                offset += lengths[b]
+            start += n_rows
+            seq = end_seq
 
     def _to_csr(self, pooled) -> sp.csr_array:
         import torch
 
-        if self.top_k and self.top_k < pooled.shape[1]:
-            vals, idx = torch.topk(pooled, self.top_k, dim=1)
-            pruned = torch.zeros_like(pooled)
-            pruned.scatter_(1, idx, vals)
-            pooled = pruned
+        pooled = prune_top_k(pooled, self.top_k)
         if self.threshold > 0:
             pooled = torch.where(pooled >= self.threshold, pooled, torch.zeros_like(pooled))
         dense = pooled.numpy()

@@ -11,10 +11,10 @@ pytest.importorskip("transformers")
 from eval.datasets import DataFormatError  # noqa: E402
 from lsr import load_encoder  # noqa: E402
 from lsr.encoders.models import random_mlm  # noqa: E402
+from lsr.encoders.projection import TokenVectors, pooled_tokens  # noqa: E402
+from lsr.encoders.projection import late_interaction as late_interaction_scores  # noqa: E402
 from training import ConfigError, Trainer, config_from_dict, load_config  # noqa: E402
 from training import data as tdata  # noqa: E402
-from training.model import TokenVectors  # noqa: E402
-from training.trainer import late_interaction_scores, pooled_tokens  # noqa: E402
 
 WORDS = ("the cat sat on mat dog dogs bark insulin resistance muscle cells cause causes what is a of in and "
          "to for with fish swim water river bank money loan rate high low garden roses sun soil stock market").split()
@@ -142,8 +142,8 @@ def test_late_interaction_matches_brute_force():
                 out[r, i] = max(out[r, i], v)  # duplicate indices: scatter keeps one; make them distinct below
         return out
 
-    q.indices = torch.stack([torch.randperm(dim, generator=g)[:3] for _ in range(5)])
-    d.indices = torch.stack([torch.randperm(dim, generator=g)[:3] for _ in range(7)])
+    q = q._replace(indices=torch.stack([torch.randperm(dim, generator=g)[:3] for _ in range(5)]))
+    d = d._replace(indices=torch.stack([torch.randperm(dim, generator=g)[:3] for _ in range(7)]))
     qd, dd = dense(q), dense(d)
     got = late_interaction_scores(q, d, dim)
     expected = torch.zeros(2, 3)

@@ -4,8 +4,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from training import pooling  # noqa: E402
-from training.model import activate  # noqa: E402
+from lsr.encoders import projection as pooling  # noqa: E402
+from lsr.encoders.projection import activate  # noqa: E402
 
 
 def _inputs(seed=0, rows=(3, 5, 1, 4), hidden=8, dim=50):
