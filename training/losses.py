@@ -102,3 +102,110 @@ def ensemble_teacher(teachers: dict[str, torch.Tensor], weights: dict[str, float
         part = normalize_teacher(s) * float(weights.get(name, 1.0))
         total = part if total is None else total + part
     return total * scale
+
+
+class SparseLoss:
+    """The training objective as one composed object: ranking + distillation + sparsity regularizers.
+
+    ``total = contrastive_weight * contrastive(scores) + distill_weight * distill(group scores, teachers)
+    + doc_regularizer(doc vectors) + query_regularizer(query vectors)``; each regularizer is a
+    :class:`~training.regularizers.Regularizer` with its own weight, warm-up and controller (the
+    shape of Sentence-Transformers' ``SpladeLoss(model, loss, document_regularizer_weight, ...)``,
+    with the regularizers as objects rather than weights).
+
+    Args:
+        contrastive: weight of the InfoNCE loss (0: none).
+        in_batch, temperature: InfoNCE over in-batch negatives too; score temperature.
+        distill: ``"none"``, ``"kl"`` or ``"margin_mse"``; distill_weight its weight.
+        distill_temperature: KL temperature; teacher_weights, teacher_scale: the teacher ensemble.
+        doc_regularizer, query_regularizer: regularizers (None: none on that side).
+        dim: vocabulary size (for the running document-frequency estimate DF-FLOPS uses).
+
+    Example:
+        >>> from training.regularizers import FlopsRegularizer
+        >>> loss = SparseLoss(contrastive=1.0, doc_regularizer=FlopsRegularizer(1e-3), dim=30522)  # doctest: +SKIP
+        >>> total, logs = loss(scores, batch, q_vec, d_vec, step=10)                             # doctest: +SKIP
+    """
+
+    def __init__(self, *, contrastive: float = 1.0, in_batch: bool = True, temperature: float = 1.0,
+                 distill: str = "none", distill_weight: float = 1.0, distill_temperature: float = 1.0,
+                 teacher_weights: dict | None = None, teacher_scale: float = 10.0,
+                 doc_regularizer=None, query_regularizer=None, dim: int):
+        from .regularizers import DocumentFrequency
+
+        if distill not in ("none", "kl", "margin_mse"):
+            raise ValueError(f"distill must be 'none', 'kl' or 'margin_mse', got {distill!r}")
+        self.contrastive_weight, self.in_batch, self.temperature = float(contrastive), bool(in_batch), temperature
+        self.distill, self.distill_weight, self.distill_temperature = distill, float(distill_weight), distill_temperature
+        self.teacher_weights, self.teacher_scale = dict(teacher_weights or {}), float(teacher_scale)
+        self.regularizers = {"doc": doc_regularizer, "query": query_regularizer}
+        self.df = DocumentFrequency(dim)
+
+    @classmethod
+    def from_config(cls, loss, regularizer, *, dim: int, query_side: bool = True) -> SparseLoss:
+        """From a :class:`~training.config.TrainConfig`'s ``loss`` and ``regularizer`` sections
+        (``query_side=False``: inference-free, queries carry no learned weights to regularize)."""
+        from .regularizers import make_regularizer
+
+        return cls(contrastive=loss.contrastive, in_batch=loss.in_batch, temperature=loss.temperature,
+                   distill=loss.distill, distill_weight=loss.distill_weight,
+                   distill_temperature=loss.distill_temperature, teacher_weights=loss.teacher_weights,
+                   teacher_scale=loss.teacher_scale, doc_regularizer=make_regularizer(regularizer.doc),
+                   query_regularizer=make_regularizer(regularizer.query) if query_side else None, dim=dim)
+
+    def __call__(self, scores: torch.Tensor, batch, q_vec: torch.Tensor, d_vec: torch.Tensor,
+                 step: int) -> tuple[torch.Tensor, dict]:
+        """The total loss of a batch (``scores`` ``[Q, Q * G]``) and its log record."""
+        logs: dict = {}
+        total = scores.new_zeros(())
+        if self.contrastive_weight > 0:
+            exclude = torch.as_tensor(batch.false_negatives()) if batch.positives else None
+            rank = contrastive(scores, batch.group, in_batch=self.in_batch, temperature=self.temperature,
+                               exclude=exclude)
+            total = total + self.contrastive_weight * rank
+            logs["contrastive"] = float(rank.detach())
+        if self.distill != "none" and batch.teacher and batch.group > 1:
+            names = [t for t in batch.teacher if not self.teacher_weights or t in self.teacher_weights]
+            teacher = ensemble_teacher({t: torch.as_tensor(batch.teacher[t]) for t in names}, self.teacher_weights,
+                                       scale=self.teacher_scale)
+            student = group_scores(scores, batch.group) / self.temperature
+            kd = kl_distillation(student, teacher, self.distill_temperature) if self.distill == "kl" \
+                else margin_mse(student, teacher)
+            total = total + self.distill_weight * kd
+            logs["distill"] = float(kd.detach())
+        df = self.df.update(d_vec)
+        for side, vec in (("doc", d_vec), ("query", q_vec)):
+            reg = self.regularizers[side]
+            if reg is None:
+                continue
+            part, info = reg(vec, step, df)
+            total = total + part
+            logs[f"{side}_reg"], logs[f"{side}_lambda"] = info["reg"], info["lambda"]
+        with torch.no_grad():
+            dn, qn = (d_vec > 0).float(), (q_vec > 0).float()
+            logs["doc_nnz"] = float(dn.sum(1).mean())
+            logs["query_nnz"] = float(qn.sum(1).mean())
+            logs["flops"] = float((qn.mean(0) * dn.mean(0)).sum())
+        logs["loss"] = float(total.detach())
+        return total, logs
+
+    def update(self, logs: dict, step: int) -> None:
+        """After an optimizer step: the controllers see the step's measured sparsity."""
+        for side, reg in self.regularizers.items():
+            if reg is not None:
+                reg.update(logs[f"{side}_nnz"], logs["flops"], step)
+
+    def state_dict(self) -> dict:
+        return {"controllers": {side: s for side, reg in self.regularizers.items()
+                                if reg is not None and (s := reg.state_dict()) is not None},
+                "df": self.df.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        for side, s in state.get("controllers", {}).items():
+            if self.regularizers.get(side) is not None:
+                self.regularizers[side].load_state_dict(s)
+        self.df.load_state_dict(state["df"])
+
+    def describe(self) -> dict:
+        return {"contrastive": self.contrastive_weight, "distill": self.distill,
+                "regularizers": {side: reg.config() for side, reg in self.regularizers.items() if reg is not None}}

@@ -204,3 +204,134 @@ class SparsityController:
         self.target, self.weight, self.ema = float(state["target"]), float(state["weight"]), state["ema"]
         # checkpoints written before the proportional term: the weight was the integral
         self.integral = float(state.get("integral", math.log(self.weight)))
+
+
+class Regularizer:
+    """One side's sparsity penalty as an object with its own configuration, composed into
+    :class:`~training.losses.SparseLoss` (as Sentence-Transformers composes ``SpladeLoss``).
+
+    The object owns everything about its penalty: the function (:meth:`penalty`, per subclass), the
+    optional l0 mask (only vectors with more than ``l0_threshold`` non-zeros are penalised), the
+    weight with SPLADE's quadratic warm-up, and, when a target is given, the
+    :class:`SparsityController` that moves the weight until the target is met.
+
+    Args:
+        weight: lambda (the controller's starting value when a target is set).
+        warmup_steps: quadratic warm-up of lambda (0: none).
+        l0_threshold: penalise only vectors longer than this (Shen et al. 2025; 150 in their recipe).
+        target_nnz, target_flops: a sparsity target met by a controller (at most one of them).
+        controller_gain, controller_damping: the controller's integral and proportional gains.
+
+    Example:
+        >>> import torch
+        >>> reg = FlopsRegularizer(weight=0.1)
+        >>> loss, logs = reg(torch.tensor([[1.0, 0.0], [1.0, 2.0]]), step=0)
+        >>> round(float(loss), 3), logs["lambda"]       # FLOPS 1 + 1 = 2, times 0.1
+        (0.2, 0.1)
+    """
+
+    kind = "none"
+
+    def __init__(self, weight: float = 1e-3, *, warmup_steps: int = 0, l0_threshold: int | None = None,
+                 target_nnz: float | None = None, target_flops: float | None = None,
+                 controller_gain: float = 0.05, controller_damping: float = 4.0):
+        if weight < 0 or warmup_steps < 0:
+            raise ValueError("a regularizer's weight and warmup_steps must be >= 0")
+        if target_nnz is not None and target_flops is not None:
+            raise ValueError("give target_nnz or target_flops, not both")
+        self.weight, self.warmup_steps = float(weight), int(warmup_steps)
+        self.l0_threshold = None if l0_threshold is None else int(l0_threshold)
+        self.target_nnz, self.target_flops = target_nnz, target_flops
+        target = target_nnz or target_flops
+        self.controller = SparsityController(target, weight, gain=controller_gain, damping=controller_damping) \
+            if target else None
+
+    def penalty(self, w: torch.Tensor, df: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def lambda_at(self, step: int) -> float:
+        """The weight at ``step``: the controller's (or the fixed) weight times the warm-up factor."""
+        base = self.controller.weight if self.controller is not None else self.weight
+        return base * quadratic_warmup(step, self.warmup_steps)
+
+    def __call__(self, w: torch.Tensor, step: int, df: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+        """``(lambda * penalty, {"reg": penalty, "lambda": lambda})`` for a batch of activated vectors."""
+        if self.l0_threshold is not None:
+            w = w * l0_mask(w, self.l0_threshold).to(w.dtype)[:, None]
+        reg = self.penalty(w, df)
+        lam = self.lambda_at(step)
+        return lam * reg, {"reg": float(reg.detach()), "lambda": lam}
+
+    def update(self, nnz: float, flops_value: float, step: int) -> None:
+        """Feed the controller the batch's measured non-zeros / FLOPS (after the warm-up only)."""
+        if self.controller is not None and step >= self.warmup_steps:
+            self.controller.update(nnz if self.target_nnz else flops_value)
+
+    def config(self) -> dict:
+        return {"kind": self.kind, "weight": self.weight, "warmup_steps": self.warmup_steps,
+                "l0_threshold": self.l0_threshold, "target_nnz": self.target_nnz, "target_flops": self.target_flops}
+
+    def state_dict(self) -> dict | None:
+        return self.controller.state_dict() if self.controller is not None else None
+
+    def load_state_dict(self, state: dict | None) -> None:
+        if state is not None and self.controller is not None:
+            self.controller.load_state_dict(state)
+
+
+class FlopsRegularizer(Regularizer):
+    """FLOPS (Paria et al. 2020): ``sum_j (mean_i |w_ij|)^2``; with ``l0_threshold`` the l0-masked FLOPS."""
+
+    kind = "flops"
+
+    def penalty(self, w, df=None):
+        return flops(w)
+
+
+class L1Regularizer(Regularizer):
+    """L1: ``mean_i sum_j |w_ij|`` (Efficient SPLADE's query regularizer)."""
+
+    kind = "l1"
+
+    def penalty(self, w, df=None):
+        return l1(w)
+
+
+class DfFlopsRegularizer(Regularizer):
+    """DF-FLOPS (Porco et al. 2025): FLOPS weighted by ``a(df_j)``, so long posting lists pay most.
+
+    Args:
+        alpha, beta: the activation's half point (document fraction where ``a = 0.5``) and steepness.
+        other arguments: as :class:`Regularizer`.
+    """
+
+    kind = "df_flops"
+
+    def __init__(self, weight: float = 1e-3, *, alpha: float = 0.1, beta: float = 4.0, **kwargs):
+        super().__init__(weight, **kwargs)
+        if not 0 < alpha < 1 or beta <= 0:
+            raise ValueError("df_flops needs 0 < alpha < 1 and beta > 0")
+        self.alpha, self.beta = float(alpha), float(beta)
+
+    def penalty(self, w, df=None):
+        if df is None:
+            raise ValueError("df_flops needs document-frequency estimates")
+        return df_flops(w, df, self.alpha, self.beta)
+
+    def config(self) -> dict:
+        return {**super().config(), "alpha": self.alpha, "beta": self.beta}
+
+
+REGULARIZERS = {"flops": FlopsRegularizer, "l1": L1Regularizer, "df_flops": DfFlopsRegularizer}
+
+
+def make_regularizer(p) -> Regularizer | None:
+    """The regularizer a :class:`~training.config.PenaltyConfig` describes (None for ``kind="none"``)."""
+    if p.kind == "none":
+        return None
+    if p.kind not in REGULARIZERS:
+        raise ValueError(f"unknown regularizer {p.kind!r}; choose one of {PENALTIES}")
+    extra = {"alpha": p.df_alpha, "beta": p.df_beta} if p.kind == "df_flops" else {}
+    return REGULARIZERS[p.kind](p.weight, warmup_steps=p.warmup_steps, l0_threshold=p.l0_threshold,
+                                target_nnz=p.target_nnz, target_flops=p.target_flops,
+                                controller_gain=p.controller_gain, controller_damping=p.controller_damping, **extra)

@@ -44,7 +44,6 @@ from .checkpoint import CHECKPOINT_JSON, LEGACY_PICKLE, load_state, save_state
 from .config import TrainConfig
 from .data import Batch, Batcher, Source, beir_source, jsonl_source, triples_source
 from .model import TrainableSparse, idf_table
-from .regularizers import DocumentFrequency, SparsityController, penalty, quadratic_warmup
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +54,38 @@ class TrainResult(NamedTuple):
     steps: int
     seconds: float
     evaluations: list[dict]
+
+
+class TrainingCollapsed(RuntimeError):
+    """A run whose vectors collapsed (toward no terms or toward the whole vocabulary); the message says what to change."""
+
+
+class CollapseGuard:
+    """Stops a run whose document vectors collapse, with a message that says which way and what to change.
+
+    A running mean (over ~50 steps) of the batch's mean document non-zeros is compared, after ``grace``
+    steps, with ``low`` (toward 0: the regularizer won) and ``high`` x |V| (toward the vocabulary: it lost).
+    Non-finite losses are stopped by the trainer at once.
+    """
+
+    def __init__(self, dim: int, *, low: float = 1.0, high: float = 0.5, grace: int = 100, smoothing: float = 0.98):
+        self.dim, self.low, self.high, self.grace, self.smoothing = dim, float(low), float(high), int(grace), smoothing
+        self.ema: float | None = None
+
+    def check(self, logs: dict, step: int) -> None:
+        nnz = float(logs["doc_nnz"])
+        self.ema = nnz if self.ema is None else self.smoothing * self.ema + (1 - self.smoothing) * nnz
+        if step < self.grace:
+            return
+        if self.ema < self.low:
+            raise TrainingCollapsed(
+                f"step {step}: document vectors collapsed toward 0 non-zeros (running mean {self.ema:.2f}); the "
+                "sparsity regularizer overpowers the ranking loss: lower regularizer.doc.weight, raise "
+                "regularizer.doc.warmup_steps, or set regularizer.doc.target_nnz")
+        if self.ema > self.high * self.dim:
+            raise TrainingCollapsed(
+                f"step {step}: document vectors grew toward the whole vocabulary (running mean {self.ema:.0f} of "
+                f"{self.dim} terms); raise regularizer.doc.weight or set regularizer.doc.target_nnz")
 
 
 class Trainer:
@@ -77,8 +108,10 @@ class Trainer:
         self.batcher = Batcher(self.sources, config.optim.batch_size, config.data.n_negatives, config.optim.seed)
         self.optimizer = self._make_optimizer()
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
-        self.controllers = {side: self._controller(getattr(config.regularizer, side)) for side in ("doc", "query")}
-        self.df = DocumentFrequency(self.model.dim)
+        # judged only once the document regularizer is fully on (a fresh head starts dense)
+        self.guard = CollapseGuard(self.model.dim, grace=100 + config.regularizer.doc.warmup_steps)
+        self.loss = losses.SparseLoss.from_config(config.loss, config.regularizer, dim=self.model.dim,
+                                                  query_side=self.model.kind != "inference-free")
         self.step = 0
         self.elapsed = 0.0
         self.evaluations: list[dict] = []
@@ -143,21 +176,9 @@ class Trainer:
             return (step + 1) / o.warmup_steps
         return max(0.0, (o.steps - step) / max(1, o.steps - o.warmup_steps))
 
-    @staticmethod
-    def _controller(p) -> SparsityController | None:
-        target = p.target_nnz or p.target_flops
-        if not target:
-            return None
-        return SparsityController(target, p.weight, gain=p.controller_gain, damping=p.controller_damping)
-
     # ------------------------------------------------------------------ step
-    def _penalty_weight(self, side: str) -> float:
-        p = getattr(self.config.regularizer, side)
-        base = self.controllers[side].weight if self.controllers[side] else p.weight
-        return base * quadratic_warmup(self.step, p.warmup_steps)
-
     def _forward(self, batch: Batch) -> tuple[torch.Tensor, dict]:
-        cfg, model = self.config, self.model
+        model = self.model
         if model.kind == "slim":
             qt = model.encode_tokens(batch.queries, model.query_max_length)
             dt = model.encode_tokens(batch.docs, model.doc_max_length)
@@ -170,52 +191,7 @@ class Trainer:
             else:
                 q_vec = model.encode(batch.queries, model.query_max_length)
             scores = q_vec @ d_vec.T
-        logs = {}
-        total = scores.new_zeros(())
-        if cfg.loss.contrastive > 0:
-            exclude = torch.as_tensor(batch.false_negatives()) if batch.positives else None
-            rank = losses.contrastive(scores, batch.group, in_batch=cfg.loss.in_batch,
-                                      temperature=cfg.loss.temperature, exclude=exclude)
-            total = total + cfg.loss.contrastive * rank
-            logs["contrastive"] = float(rank.detach())
-        if cfg.loss.distill != "none" and batch.teacher and batch.group > 1:
-            names = [t for t in batch.teacher if not cfg.loss.teacher_weights or t in cfg.loss.teacher_weights]
-            teacher = losses.ensemble_teacher({t: torch.as_tensor(batch.teacher[t]) for t in names},
-                                              cfg.loss.teacher_weights, scale=cfg.loss.teacher_scale)
-            student = losses.group_scores(scores, batch.group) / cfg.loss.temperature
-            if cfg.loss.distill == "kl":
-                kd = losses.kl_distillation(student, teacher, cfg.loss.distill_temperature)
-            else:
-                kd = losses.margin_mse(student, teacher)
-            total = total + cfg.loss.distill_weight * kd
-            logs["distill"] = float(kd.detach())
-        df = self.df.update(d_vec)
-        for side, vec in (("doc", d_vec), ("query", q_vec)):
-            p = getattr(cfg.regularizer, side)
-            if p.kind == "none" or (side == "query" and model.kind == "inference-free"):
-                continue
-            reg = penalty(p.kind, vec, l0_threshold=p.l0_threshold, df=df, df_alpha=p.df_alpha, df_beta=p.df_beta)
-            lam = self._penalty_weight(side)
-            total = total + lam * reg
-            logs[f"{side}_reg"] = float(reg.detach())
-            logs[f"{side}_lambda"] = lam
-        with torch.no_grad():
-            dn = (d_vec > 0).float()
-            qn = (q_vec > 0).float()
-            logs["doc_nnz"] = float(dn.sum(1).mean())
-            logs["query_nnz"] = float(qn.sum(1).mean())
-            logs["flops"] = float((qn.mean(0) * dn.mean(0)).sum())
-        logs["loss"] = float(total.detach())
-        return total, logs
-
-    def _update_controllers(self, logs: dict) -> None:
-        for side in ("doc", "query"):
-            c = self.controllers[side]
-            p = getattr(self.config.regularizer, side)
-            if c is None or self.step < p.warmup_steps:
-                continue
-            measured = logs[f"{side}_nnz"] if p.target_nnz else logs["flops"]
-            c.update(measured)
+        return self.loss(scores, batch, q_vec, d_vec, self.step)
 
     def train_step(self) -> dict:
         """One optimizer step (``accumulation`` batches); returns the step's log record."""
@@ -238,7 +214,8 @@ class Trainer:
             merged["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, o.max_grad_norm))
         self.optimizer.step()
         self.scheduler.step()
-        self._update_controllers(merged)
+        self.loss.update(merged, self.step)
+        self.guard.check(merged, self.step)
         self.step += 1
         dt = time.perf_counter() - t0
         self.elapsed += dt
@@ -325,8 +302,7 @@ class Trainer:
         return {
             "step": self.step, "elapsed": self.elapsed, "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-            "controllers": {k: c.state_dict() for k, c in self.controllers.items() if c is not None},
-            "df": self.df.state_dict(), "torch_rng": torch.get_rng_state(), "evaluations": self.evaluations,
+            **self.loss.state_dict(), "torch_rng": torch.get_rng_state(), "evaluations": self.evaluations,
         }
 
     def save_checkpoint(self) -> Path:
@@ -353,10 +329,7 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        for k, s in state["controllers"].items():
-            if self.controllers.get(k) is not None:
-                self.controllers[k].load_state_dict(s)
-        self.df.load_state_dict(state["df"])
+        self.loss.load_state_dict(state)
         torch.set_rng_state(state["torch_rng"])
         self.step, self.elapsed = int(state["step"]), float(state["elapsed"])
         self.evaluations = list(state.get("evaluations", []))

@@ -193,3 +193,42 @@ def test_controller_damping_kick_is_bounded_for_a_model_far_from_its_target():
     assert 1e-3 < c.update(2000.0) < 1e-3 * 10 * 1.6           # one decade of kick + one integral step (x1.57)
     d = SparsityController(target=200, weight=1e-3)
     assert 1e-3 / 10 / 1.1 < d.update(0.0) < 1e-3             # collapsed vectors: lambda falls, by a decade at most
+
+
+def test_regularizer_objects_match_the_functions_and_own_their_schedule():
+    w = torch.tensor([[1.0, 0.0, 2.0, 0.5], [1.0, 2.0, 0.0, 0.0], [0.0, 0.0, 0.0, 3.0]])
+    reg = regularizers.FlopsRegularizer(0.5, warmup_steps=10)
+    loss, logs = reg(w, step=5)
+    assert logs["lambda"] == pytest.approx(0.5 * 0.25)
+    assert float(loss) == pytest.approx(0.125 * float(regularizers.flops(w)))
+    l0 = regularizers.FlopsRegularizer(1.0, l0_threshold=1)  # the one-term vector is not penalised
+    assert float(l0(w, step=0)[0]) == pytest.approx(float(regularizers.l0_masked_flops(w, 1)))
+    assert float(regularizers.L1Regularizer(1.0)(w, 0)[0]) == pytest.approx(float(regularizers.l1(w)))
+    df = torch.tensor([0.9, 0.01, 0.5, 0.2])
+    assert float(regularizers.DfFlopsRegularizer(1.0)(w, 0, df)[0]) == pytest.approx(
+        float(regularizers.df_flops(w, df)))
+    with pytest.raises(ValueError, match="document-frequency"):
+        regularizers.DfFlopsRegularizer(1.0)(w, 0)
+    target = regularizers.FlopsRegularizer(1e-3, target_nnz=1.0)
+    target.update(nnz=3.0, flops_value=0.0, step=0)  # too dense: lambda goes up
+    assert target.lambda_at(0) > 1e-3
+    again = regularizers.FlopsRegularizer(1e-3, target_nnz=1.0)
+    again.load_state_dict(target.state_dict())
+    assert again.lambda_at(0) == target.lambda_at(0)
+
+
+def test_sparse_loss_composes_ranking_distillation_and_regularizers():
+    from types import SimpleNamespace
+
+    scores = torch.tensor([[5.0, 1.0, 0.0, 0.5], [0.2, 0.1, 4.0, 1.0]], requires_grad=True)
+    batch = SimpleNamespace(group=2, positives=None, teacher={"bm25": [[3.0, 1.0], [2.0, 0.0]]})
+    d_vec = torch.tensor([[1.0, 0.0, 2.0], [1.0, 2.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    q_vec = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    loss = losses.SparseLoss(contrastive=1.0, distill="kl", distill_weight=0.5,
+                             doc_regularizer=regularizers.FlopsRegularizer(0.1), dim=3)
+    total, logs = loss(scores, batch, q_vec, d_vec, step=0)
+    expected = (losses.contrastive(scores, 2) + 0.5 * logs["distill"] + 0.1 * regularizers.flops(d_vec))
+    assert float(total.detach()) == pytest.approx(float(expected.detach()), rel=1e-6)
+    assert logs["doc_nnz"] == pytest.approx(1.5) and "query_reg" not in logs
+    total.backward()
+    assert scores.grad is not None

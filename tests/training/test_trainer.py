@@ -338,3 +338,23 @@ def test_results_table_adds_a_model_to_saved_reports(tmp_path, backbone, triples
     table = (out / "table.md").read_text(encoding="utf-8")
     assert "| tiny | a |" in table and "| tiny | b |" in table
     assert table.splitlines()[0].count("&&") == 2  # every command that built the table, in order
+
+
+def test_a_collapsing_run_stops_and_says_which_way(tmp_path, backbone, triples):
+    from training.trainer import CollapseGuard, TrainingCollapsed
+
+    guard = CollapseGuard(dim=1000, grace=3, smoothing=0.5)
+    for step in range(3):
+        guard.check({"doc_nnz": 0.0}, step)  # within the grace period: no verdict
+    with pytest.raises(TrainingCollapsed, match="toward 0 non-zeros.*lower regularizer.doc.weight"):
+        guard.check({"doc_nnz": 0.0}, 3)
+    with pytest.raises(TrainingCollapsed, match="whole vocabulary.*raise regularizer.doc.weight"):
+        CollapseGuard(dim=1000, grace=0).check({"doc_nnz": 900.0}, 0)
+    # end to end: an absurd FLOPS weight empties the documents and the trainer stops with the message
+    cfg = _config(tmp_path, backbone, triples, **{"regularizer.doc.weight": 1e4, "optim.steps": 60,
+                                                  "optim.lr": 5e-2})
+    trainer = Trainer(cfg, show_progress=False)
+    trainer.guard = CollapseGuard(trainer.model.dim, grace=5, smoothing=0.5)
+    with pytest.raises(TrainingCollapsed, match="toward 0"):
+        for _ in range(60):
+            trainer.train_step()
