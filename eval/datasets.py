@@ -12,7 +12,10 @@ A BEIR folder holds
 2. a bare name (``scifact``) under the data root — ``data_dir=`` or the ``LSR_DATA`` environment
    variable — also one level down (``topics-qrels/fiqa`` may be named ``fiqa``);
 3. an ir_datasets id (``beir/scifact/test``, ``msmarco-passage/dev/small``), read through ir_datasets
-   (which downloads on first use; offline, point ``LSR_DATA`` at a BEIR folder instead).
+   (which downloads on first use; offline, point ``LSR_DATA`` at a BEIR folder instead);
+4. a bare name of a public collection not found locally (``scifact``, ``nfcorpus``, ``trec-dl-2019-passage``,
+   see :data:`IR_DATASETS_IDS`): its ir_datasets id, so that a user with only the package can run the
+   README's commands online; offline, the error names both ways to get the data.
 
 The corpus streams: iterating it reads the file again, one document at a time, as ``(doc_id, text)``
 with title and text joined by a space (as BEIR does). Queries are those judged in the chosen split.
@@ -528,6 +531,34 @@ def load_corpus(path: str | os.PathLike, data_dir: str | os.PathLike | None = No
     raise FileNotFoundError(f"{path}: no such corpus file or folder")
 
 
+#: bare names of public collections -> their ir_datasets ids (``{split}`` filled in; default split first)
+IR_DATASETS_IDS = {
+    "scifact": ("beir/scifact/{split}", "test"),
+    "nfcorpus": ("beir/nfcorpus/{split}", "test"),
+    "fiqa": ("beir/fiqa/{split}", "test"),
+    "quora": ("beir/quora/{split}", "test"),
+    "arguana": ("beir/arguana", None),
+    "scidocs": ("beir/scidocs", None),
+    "trec-covid": ("beir/trec-covid", None),
+    "msmarco-passage-dev-small": ("msmarco-passage/dev/small", None),
+    "trec-dl-2019-passage": ("msmarco-passage/trec-dl-2019/judged", None),
+    "trec-dl-2020-passage": ("msmarco-passage/trec-dl-2020/judged", None),
+}
+
+
+def ir_datasets_id(name: str, split: str | None = None) -> str | None:
+    """The ir_datasets id of a bare collection name (``scifact`` + ``test`` -> ``beir/scifact/test``), or None.
+
+    Collections whose ir_datasets id has no split take only their one split (``test``/``dev``) or none.
+    """
+    if name not in IR_DATASETS_IDS:
+        return None
+    pattern, default = IR_DATASETS_IDS[name]
+    if default is None:
+        return pattern if split in (None, "test", "dev") else None
+    return pattern.format(split=split or default)
+
+
 def load_dataset(name: str | os.PathLike, split: str | None = None, data_dir: str | os.PathLike | None = None) -> Dataset:
     """Load a test collection by folder path, bare name under the data root, or ir_datasets id.
 
@@ -553,6 +584,18 @@ def load_dataset(name: str | os.PathLike, split: str | None = None, data_dir: st
             logger.info("ignoring split=%r for the ir_datasets id %r (the id names the split)", split, name)
         return load_ir_datasets(name)
     root = data_root(data_dir)
+    fallback = ir_datasets_id(name, split)
+    if fallback is not None:  # a known collection not found locally: its ir_datasets id (downloads when online)
+        logger.info("%r is not under %s; loading it through ir_datasets as %r", name, root or f"${ENV_DATA}", fallback)
+        try:
+            return load_ir_datasets(fallback)
+        except DatasetNotFoundError as e:
+            raise DatasetNotFoundError(
+                f"data set {name!r} not found locally ({'not under ' + str(root) if root else ENV_DATA + ' is not set'}) "
+                f"and its ir_datasets id {fallback!r} could not be loaded ({e}). Either put the collection in BEIR "
+                f"layout under a folder named {name!r} and point {ENV_DATA} (or --data-dir) at its parent, or "
+                "go online once so that ir_datasets downloads it"
+            ) from None
     if root is None:
         raise DatasetNotFoundError(
             f"data set {name!r} not found: set {ENV_DATA} (or --data-dir) to a folder of BEIR data sets, "

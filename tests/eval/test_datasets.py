@@ -216,3 +216,26 @@ def test_unknown_ir_datasets_id(tmp_path):
         "    print(type(e).__name__, e)\n",
         tmp_path)
     assert "DatasetNotFoundError" in out.stdout and "neither a local folder" in out.stdout, out.stderr
+
+
+def test_a_public_collection_missing_locally_falls_back_to_its_ir_datasets_id(tmp_path, monkeypatch):
+    from eval import datasets as dsmod
+
+    assert dsmod.ir_datasets_id("scifact") == "beir/scifact/test"
+    assert dsmod.ir_datasets_id("nfcorpus", "dev") == "beir/nfcorpus/dev"
+    assert dsmod.ir_datasets_id("trec-dl-2019-passage") == "msmarco-passage/trec-dl-2019/judged"
+    assert dsmod.ir_datasets_id("arguana", "train") is None and dsmod.ir_datasets_id("my-set") is None
+    asked = []
+
+    def offline(dataset_id):
+        asked.append(dataset_id)
+        raise dsmod.DatasetNotFoundError(f"could not load {dataset_id!r} through ir_datasets (ConnectionError)")
+
+    monkeypatch.setattr(dsmod, "load_ir_datasets", offline)
+    with pytest.raises(dsmod.DatasetNotFoundError) as e:
+        dsmod.load_dataset("nfcorpus", split="dev", data_dir=tmp_path)
+    assert asked == ["beir/nfcorpus/dev"]
+    assert "beir/nfcorpus/dev" in str(e.value) and "LSR_DATA" in str(e.value) and "go online" in str(e.value)
+    # a name that is no public collection still lists what the data root has
+    with pytest.raises(dsmod.DatasetNotFoundError, match="not found under"):
+        dsmod.load_dataset("my-set", data_dir=tmp_path)
