@@ -155,7 +155,7 @@ class SearchOptions:
     """Which engine searches, and how.
 
     Attributes:
-        engine: ``"auto"`` (lsr, exact, the default), ``"taat"``, ``"blockmax"``, ``"oracle"``, or the name of
+        engine: ``"auto"`` (lsr, exact, the default; ``"lsr"`` means the same), ``"taat"``, ``"blockmax"``, ``"oracle"``, or the name of
             another registered engine (``"milvus"``).
         approx: an :class:`~index.Approx` setting for lsr's approximate search; ``None`` is exact.
         threads: search threads (``None``: the engine's default).
@@ -168,6 +168,8 @@ class SearchOptions:
     target_recall: float | None = None
 
     def __post_init__(self) -> None:
+        if self.engine == "lsr":  # the registry name of lsr's own searcher: its default variant
+            object.__setattr__(self, "engine", "auto")
         if self.engine not in LSR_ENGINES and self.engine not in ENGINES:
             raise ValueError(f"unknown engine {self.engine!r}; choose one of {', '.join([*LSR_ENGINES, *ENGINES])}")
         if self.approx is not None:

@@ -255,6 +255,33 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--run-name", default="lsr", help="run name column of the TREC file")
     _add_search_options(s)
     s.set_defaults(handler=cmd_search, sub=s)
+
+    # ---- reproduce
+    rp = sub.add_parser(
+        "reproduce", formatter_class=_Formatter, parents=[common],
+        help="run the matrix of expected results and check every number",
+        description="Run the reproduction matrix (data set x encoder x engine x settings -> expected nDCG@10, "
+                    "R@100, document/query non-zeros, each with a tolerance), print expected vs measured, write a "
+                    "report, and exit non-zero on any miss. Rows whose collection is not available here (no local "
+                    "folder under --data-dir/$LSR_DATA, ir_datasets offline) are skipped and listed.",
+        epilog=(
+            "examples:\n"
+            "  lsr reproduce --only bm25                 # every BM25 row (substring of the row id, or a tag)\n"
+            "  lsr reproduce --only 'nfcorpus/*'         # a glob over row ids\n"
+            "  lsr reproduce --list\n"
+            "  lsr reproduce --table                     # the README's results table, from the matrix\n"
+        ),
+    )
+    rp.add_argument("--only", help="comma-separated row patterns: glob over ids, or a substring of an id or a tag")
+    rp.add_argument("--matrix", help="matrix file (default: the one shipped in the package)")
+    rp.add_argument("--data-dir", default=None, help="root folder of BEIR data sets (default: $LSR_DATA)")
+    rp.add_argument("--out", default="runs/reproduce", help="report folder (report.json, report.md, runs/)")
+    rp.add_argument("--list", action="store_true", help="list the rows (after --only) and exit")
+    rp.add_argument("--table", action="store_true", help="print the expected values as the README's table and exit")
+    rp.add_argument("--update-readme", metavar="README", help="rewrite the table between the markers of README")
+    rp.add_argument("--record", action="store_true",
+                    help="maintainers: write the measured values of the rows run into the matrix as expected")
+    rp.set_defaults(handler=cmd_reproduce, sub=rp)
     return parser
 
 
@@ -634,6 +661,39 @@ def cmd_train(args, parser) -> int:
 
 
 # ----------------------------------------------------------------------------- entry points
+def cmd_reproduce(args, parser) -> int:
+    from .reproduce import load_matrix, record, render_table, reproduce, select, update_readme
+
+    matrix = load_matrix(args.matrix)
+    if args.table:
+        print(render_table(matrix))
+        return EXIT_OK
+    if args.update_readme:
+        changed = update_readme(args.update_readme, matrix)
+        print(f"{args.update_readme}: {'table updated' if changed else 'table already up to date'}")
+        return EXIT_OK
+    rows = select(matrix.rows, args.only)
+    if not rows:
+        parser.error(f"--only {args.only!r} matches no row; see `lsr reproduce --list`")
+    if args.list:
+        for r in rows:
+            extra = f"  [needs {r.requires}]" if r.requires else ""
+            print(f"{r.id}\t{r.encoder} on {r.dataset} ({r.engine}){extra}")
+        return EXIT_OK
+    report = reproduce(matrix, only=args.only, data_dir=args.data_dir, out_dir=args.out,
+                       show_progress=not args.quiet)
+    print(report.to_markdown())
+    print(f"\nreport: {Path(args.out) / 'report.md'}", file=sys.stderr)
+    if args.record:
+        print(f"recorded measured values into {record(report, matrix)}", file=sys.stderr)
+        return EXIT_OK
+    counts = report.counts()
+    if counts["pass"] + counts["fail"] + counts["error"] == 0:
+        print("lsr reproduce: no row could run here (all skipped); see the reasons above", file=sys.stderr)
+        return EXIT_FAIL
+    return EXIT_OK if report.ok else EXIT_FAIL
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
     parser = build_parser()

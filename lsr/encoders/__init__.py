@@ -21,6 +21,18 @@ REGISTRY: dict[str, str] = {
 }
 #: short names of models shipped in PyPI packages (see lsr.encoders.models.PACKAGED); loaded as SPLADE
 PACKAGED_NAMES = ("splade-tiny", "all-MiniLM-L6-v2", "minilm", "minilm-l6")
+#: encoders trained by lsr and shipped inside this package (lsr/models/<name>/, with a model card README.md)
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "models"
+SHIPPED = ("inference-free-tiny",)
+
+
+def shipped_path(name: str) -> Path:
+    """The folder of a model shipped in the lsr package; a clear error if the installation lacks it."""
+    path = SHIPPED_DIR / name
+    if not (path / ENCODER_JSON).exists():
+        raise EncoderFormatError(f"the shipped model {name!r} is missing from this installation ({path}); "
+                                 "reinstall lsr (pip install --force-reinstall lsr)")
+    return path
 
 
 def encoder_class(kind: str) -> type[SparseEncoder]:
@@ -61,6 +73,7 @@ def load_encoder(spec: str | os.PathLike, **overrides) -> SparseEncoder:
         spec: one of
             ``"bm25"`` or ``"bm25:k1=1.2,b=0.75"`` (BM25 with parameters);
             ``"splade-tiny"`` (a packaged model, as SPLADE; ``"splade-tiny:dtype=bfloat16"``);
+            ``"inference-free-tiny"`` (the model lsr trained and ships, see ``lsr/models/``);
             ``"splade:model=all-MiniLM-L6-v2"`` / ``"inference-free:model=splade-tiny"`` (a kind with
             constructor arguments);
             a directory saved by ``encoder.save`` (with ``lsr.json``), or a Hugging Face model directory;
@@ -86,6 +99,8 @@ def load_encoder(spec: str | os.PathLike, **overrides) -> SparseEncoder:
     spec = str(spec)
     kind, params = parse_spec(spec)
     params.update(overrides)
+    if kind in SHIPPED:
+        return _with_overrides(load_encoder(shipped_path(kind)), params, spec)
     if kind in REGISTRY:
         cls = encoder_class(kind)
     elif kind in PACKAGED_NAMES:
@@ -106,6 +121,16 @@ def load_encoder(spec: str | os.PathLike, **overrides) -> SparseEncoder:
         return cls(**params)
     except TypeError as e:
         raise ValueError(f"encoder {spec!r}: {e}") from None
+
+
+def _with_overrides(enc: SparseEncoder, params: dict, spec: str) -> SparseEncoder:
+    """A loaded encoder with run-time settings changed (``inference-free-tiny:dtype=bfloat16,batch_size=64``)."""
+    settable = set(enc.config())
+    for key, value in params.items():
+        if key not in settable:
+            raise ValueError(f"encoder {spec!r}: {key!r} cannot be set on a saved model; settable: {sorted(settable)}")
+        setattr(enc, key, value)
+    return enc
 
 
 __all__ = ["SparseEncoder", "EncoderFormatError", "load_encoder", "parse_spec", "encoder_class", "ENCODER_JSON", "REGISTRY"]

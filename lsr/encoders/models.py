@@ -100,6 +100,10 @@ def load_mlm(location: str):
     elif missing:
         raise ModelLoadError(f"{location!r} lacks weights {missing[:3]}...; is it a complete checkpoint?")
     model.config = config if model.config is None else model.config
+    import torch
+
+    if any(param.dtype != torch.float32 for param in model.parameters()):
+        model = model.float()  # weights stored in bf16/fp16 (a shipped model): computed in float32 like training
     _own_aligned_memory(model)
     model.eval()
     return model

@@ -311,6 +311,9 @@ class InferenceFreeEncoder(SpladeEncoder):
             ``ln(1 + (N - df + 0.5) / (df + 0.5))`` over the tokenizer's tokens), a path to an
             ``idf.json`` (``{token: weight}``, as OpenSearch's models ship it), or an array of
             ``dim`` weights (e.g. learned in training).
+        corpus_idf: with IDF query weights, recompute them on every corpus this encoder indexes (what an
+            IDF-aware model is trained for: each training corpus scored its queries with its own IDF); the
+            table the encoder carries is used only until then (e.g. to encode queries without an index).
         other arguments: as :class:`SpladeEncoder` (query_model is not used).
 
     A query's vector: weight ``w(t)`` for each distinct token ``t`` of the query (special tokens
@@ -319,9 +322,12 @@ class InferenceFreeEncoder(SpladeEncoder):
 
     kind = "inference-free"
 
-    def __init__(self, model="splade-tiny", tokenizer=None, *, query_weights="idf", **kwargs):
+    def __init__(self, model="splade-tiny", tokenizer=None, *, query_weights="idf", corpus_idf: bool = False,
+                 **kwargs):
         kwargs.pop("query_model", None)
         super().__init__(model, tokenizer, **kwargs)
+        self.corpus_idf = bool(corpus_idf)
+        self._fitted = False  # IDF computed on a corpus by this object (fit / fit_encode_documents)
         self._weights: np.ndarray | None = None
         self.query_weights_source = "idf"
         if isinstance(query_weights, np.ndarray):
@@ -332,11 +338,14 @@ class InferenceFreeEncoder(SpladeEncoder):
             raise ValueError("query_weights must be 'idf', a path to an idf.json, or an array of weights")
 
     def config(self) -> dict:
-        return super().config()
+        cfg = super().config()
+        if self.corpus_idf:
+            cfg["corpus_idf"] = True
+        return cfg
 
     @property
     def needs_fit(self) -> bool:
-        return self._weights is None
+        return self._weights is None or (self.corpus_idf and not self._fitted)
 
     def set_query_weights(self, weights: np.ndarray, source: str = "array") -> None:
         w = np.asarray(weights, dtype=np.float32)
@@ -414,6 +423,7 @@ class InferenceFreeEncoder(SpladeEncoder):
         special = [i for i in self.tokenizer.all_special_ids if i is not None and 0 <= i < self.dim]
         idf[special] = 0.0
         self.set_query_weights(idf, source="idf")
+        self._fitted = True
 
     def fit_encode_documents(self, texts, *, show_progress: bool = False) -> sp.csr_array:
         """One pass: document vectors, with token document frequencies counted along the way."""
