@@ -155,7 +155,8 @@ class SearchOptions:
     """Which engine searches, and how.
 
     Attributes:
-        engine: ``"auto"`` (lsr, exact, the default; ``"lsr"`` means the same), ``"taat"``, ``"blockmax"``, ``"oracle"``, or the name of
+        engine: ``"auto"`` (lsr, exact, the default; ``"lsr"`` means the same), ``"taat"``, ``"blockmax"``,
+            ``"oracle"``, or the name of
             another registered engine (``"milvus"``).
         approx: an :class:`~index.Approx` setting for lsr's approximate search; ``None`` is exact.
         threads: search threads (``None``: the engine's default).
