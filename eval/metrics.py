@@ -63,6 +63,31 @@ class Evaluation(NamedTuple):
         return tuple.__getitem__(self, key)
 
 
+#: prepared evaluators, most recent last: (qrels object, measure names, evaluator). ir_measures prepares
+#: the qrels once per evaluator (pytrec_eval's parsing is most of a call's cost on small runs), and a
+#: comparison scores every system, and every significance test every measure, against the same qrels.
+_EVALUATORS: list = []
+_EVALUATORS_KEPT = 4
+
+
+def _qrels_fingerprint(qrels) -> int:
+    """Content hash of qrels, order-free: a dict changed in place since it was prepared is prepared again."""
+    return hash(frozenset((q, frozenset(docs.items())) for q, docs in qrels.items()))
+
+
+def _evaluator(ir_measures, parsed, qrels):
+    names = tuple(str(m) for m in parsed)
+    fingerprint = _qrels_fingerprint(qrels)
+    for i, (q, n, f, ev) in enumerate(_EVALUATORS):
+        if q is qrels and n == names and f == fingerprint:
+            _EVALUATORS.append(_EVALUATORS.pop(i))
+            return ev
+    ev = ir_measures.evaluator(parsed, qrels)
+    _EVALUATORS.append((qrels, names, fingerprint, ev))
+    del _EVALUATORS[:-_EVALUATORS_KEPT]
+    return ev
+
+
 def evaluate(run: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]],
              measures: Sequence | str | None = None) -> Evaluation:
     """Score a run against qrels with ir_measures.
@@ -82,7 +107,7 @@ def evaluate(run: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]],
         raise ValueError("qrels are empty: nothing to evaluate against")
     parsed = parse_measures(measures)
     run = {str(q): {str(d): float(s) for d, s in docs.items()} for q, docs in run.items()}
-    evaluator = ir_measures.evaluator(parsed, qrels)
+    evaluator = _evaluator(ir_measures, parsed, qrels)
     per_query: dict[str, dict[str, float]] = {}
     for metric in evaluator.iter_calc(run):
         per_query.setdefault(metric.query_id, {})[str(metric.measure)] = float(metric.value)

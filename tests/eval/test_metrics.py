@@ -39,3 +39,16 @@ def test_default_measures_and_bad_names():
         parse_measures(["nDGC@10"])
     with pytest.raises(ValueError, match="qrels are empty"):
         evaluate(RUN, {})
+
+
+def test_prepared_evaluators_are_reused_and_never_stale():
+    from eval import metrics
+
+    qrels = {"q1": {"d1": 1}, "q2": {"d2": 1}}
+    run = {"q1": {"d1": 2.0, "d2": 1.0}, "q2": {"d1": 2.0, "d2": 1.0}}
+    first = evaluate(run, qrels, ["nDCG@10"]).aggregate["nDCG@10"]
+    prepared = metrics._EVALUATORS[-1][-1]
+    assert evaluate(run, qrels, ["nDCG@10"]).aggregate["nDCG@10"] == first
+    assert metrics._EVALUATORS[-1][-1] is prepared  # the same qrels: prepared once
+    qrels["q2"]["d2"] = 0  # changed in place: prepared again, the new grades count
+    assert evaluate(run, qrels, ["nDCG@10"]).aggregate["nDCG@10"] < first
