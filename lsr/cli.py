@@ -111,11 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
             "  lsr evaluate --dataset scifact --encoder bm25\n"
             "  lsr evaluate --dataset nfcorpus --encoder bm25 --encoder bm25:k1=1.2,b=0.75 --out runs/nf\n"
             "  lsr evaluate --dataset ./my-beir-folder --split dev --measures nDCG@10,R@100\n"
+            "  lsr evaluate --dataset nfcorpus --encoder bm25 --encoder 'hybrid:bm25+dense,weight=auto'\n"
         ),
     )
     _add_data_options(ev)
     ev.add_argument("--encoder", action="append", default=None,
-                    help="encoder spec (bm25, bm25:k1=1.2,b=0.75) or saved encoder directory; repeat to compare")
+                    help="encoder spec (bm25, bm25:k1=1.2,b=0.75, splade-tiny, inference-free-tiny), saved encoder "
+                         "directory, or a dense + sparse fusion (hybrid:bm25+dense, hybrid:bm25+dense,weight=0.3, "
+                         "hybrid:inference-free-tiny+dense,weight=auto); repeat to compare")
     ev.add_argument("--name", action="append", default=None, help="display name per --encoder (same order)")
     ev.add_argument("--measures", default=None, help="comma-separated ir_measures names "
                     "(default nDCG@10,RR@10,R@100,R@1000,AP)")
@@ -398,7 +401,12 @@ def cmd_evaluate(args, parser) -> int:
 
     from .encoders import load_encoder
 
-    systems = {n: load_encoder(e) for n, e in zip(names, encoders)}
+    from .hybrid import HybridSpec
+
+    for e in encoders:  # a bad hybrid spec fails here, before anything is built
+        if HybridSpec.is_spec(e):
+            HybridSpec.parse(e)
+    systems = {n: e if HybridSpec.is_spec(e) else load_encoder(e) for n, e in zip(names, encoders)}
     command = "lsr " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("lsr") else None
     settings = RunSettings(build=_build_options(args, parser), search=_search_options(args, parser),
                            keep_index=args.keep_index, show_progress=not args.quiet)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -124,3 +125,146 @@ def choose_weight(hybrid: HybridRetriever, queries: dict[str, str], qrels: dict,
         if value > best + 1e-12:
             best, best_w = value, float(w)
     return best_w
+
+
+@dataclasses.dataclass(frozen=True)
+class HybridSpec:
+    """A hybrid system named on the command line: ``hybrid:<sparse spec>+dense[:<model>][,key=value...]``.
+
+    Keys after the dense part: ``weight`` (the dense list's weight in [0, 1], or ``auto``: chosen on the
+    data set's dev split, else its train split, never on the queries evaluated), ``fusion`` (``rrf`` or
+    ``linear``; a weight alone means ``linear``), ``candidates`` (documents each side retrieves, default 100),
+    ``normalization`` (``minmax`` or ``zscore``).
+
+    Example:
+        >>> s = HybridSpec.parse("hybrid:bm25:k1=1.2,b=0.75+dense,weight=0.3")
+        >>> s.sparse, s.dense_model, s.fusion, s.weight
+        ('bm25:k1=1.2,b=0.75', 'all-MiniLM-L6-v2', 'linear', 0.3)
+    """
+
+    sparse: str
+    dense_model: str = "all-MiniLM-L6-v2"
+    fusion: str = "rrf"
+    weight: float | str | None = None
+    candidates: int = 100
+    normalization: str = "minmax"
+
+    PREFIX = "hybrid:"
+
+    @classmethod
+    def is_spec(cls, spec) -> bool:
+        return isinstance(spec, str) and spec.startswith(cls.PREFIX)
+
+    @classmethod
+    def parse(cls, spec: str) -> HybridSpec:
+        usage = ("write it as hybrid:<sparse encoder>+dense[:<model>][,weight=W|auto][,fusion=rrf|linear]"
+                 "[,candidates=N][,normalization=minmax|zscore], e.g. hybrid:bm25+dense,weight=0.3")
+        if not cls.is_spec(spec) or "+" not in spec:
+            raise ValueError(f"hybrid spec {spec!r}: {usage}")
+        sparse, _, dense = spec[len(cls.PREFIX):].rpartition("+")
+        head, *items = [p.strip() for p in dense.split(",")]
+        kind, _, model = head.partition(":")
+        if not sparse or kind != "dense":
+            raise ValueError(f"hybrid spec {spec!r}: {usage}")
+        options: dict = {}
+        for item in items:
+            key, eq, value = item.partition("=")
+            if not eq or key not in ("weight", "fusion", "candidates", "normalization"):
+                raise ValueError(f"hybrid spec {spec!r}: unknown option {item!r}; {usage}")
+            options[key] = value
+        weight = options.get("weight")
+        if weight is not None and weight != "auto":
+            try:
+                weight = float(weight)
+            except ValueError:
+                raise ValueError(f"hybrid spec {spec!r}: weight must be a number in [0, 1] or 'auto'") from None
+            if not 0 <= weight <= 1:
+                raise ValueError(f"hybrid spec {spec!r}: weight must be in [0, 1], got {weight}")
+        fusion = options.get("fusion") or ("linear" if weight is not None else "rrf")
+        if fusion not in FUSIONS:
+            raise ValueError(f"hybrid spec {spec!r}: fusion must be one of {FUSIONS}")
+        if weight == "auto" and fusion != "linear":
+            raise ValueError(f"hybrid spec {spec!r}: weight=auto chooses a linear fusion's weight; drop fusion=rrf")
+        try:
+            candidates = int(options.get("candidates", 100))
+        except ValueError:
+            raise ValueError(f"hybrid spec {spec!r}: candidates must be an integer") from None
+        return cls(sparse=sparse, dense_model=model or "all-MiniLM-L6-v2", fusion=fusion, weight=weight,
+                   candidates=candidates, normalization=options.get("normalization", "minmax"))
+
+
+def _weight_split(dataset) -> object:
+    """The split that chooses a linear weight: ``dev``, else ``train``, never the split evaluated."""
+    from eval import load_dataset
+    from eval.datasets import DatasetNotFoundError
+
+    if dataset.split is None:  # an ir_datasets id names its split: another split is another id
+        raise ValueError(f"weight=auto needs a BEIR folder with a dev or train split; {dataset.name!r} is an "
+                         "ir_datasets id: give weight=W")
+    for split in ("dev", "train"):
+        if split == dataset.split:
+            continue
+        try:
+            return load_dataset(dataset.source, split=split)
+        except (DatasetNotFoundError, ValueError):
+            continue
+    raise ValueError(f"weight=auto needs a dev or train split of {dataset.name!r} to choose the weight on (never "
+                     "the queries evaluated); give weight=W instead")
+
+
+def evaluate_hybrid(dataset, spec: str | HybridSpec, *, name: str | None = None, k: int = 1000, measures=None,
+                    out_dir=None, settings=None):
+    """:func:`~lsr.pipeline.evaluate_dataset` for a hybrid system: both sides built on ``dataset``'s corpus,
+    the weight chosen on a dev split when asked (``weight=auto``), all queries searched one at a time (latency
+    covers both query encoders, both searches and the fusion) and as a batch, scored with ir_measures."""
+    import time
+
+    from eval import SystemResult, evaluate
+    from eval.efficiency import latency_stats, throughput
+    from eval.metrics import parse_measures
+    from eval.trec import write_trec_run
+
+    from .pipeline import RunSettings, _safe
+
+    settings = settings or RunSettings()
+    spec = spec if isinstance(spec, HybridSpec) else HybridSpec.parse(spec)
+    name = name or "hybrid"
+    parsed = parse_measures(measures)
+    t0 = time.perf_counter()
+    hybrid = HybridRetriever.build(dataset.corpus, spec.sparse, dense_model=spec.dense_model,
+                                   candidates=spec.candidates, show_progress=settings.show_progress,
+                                   fusion=spec.fusion, normalization=spec.normalization,
+                                   weight=None if spec.weight == "auto" else spec.weight)
+    build_seconds = time.perf_counter() - t0
+    chosen_on = None
+    if spec.weight == "auto":
+        dev = _weight_split(dataset)
+        hybrid = hybrid.with_fusion("linear", weight=choose_weight(hybrid, dev.queries, dev.qrels,
+                                                                   k=spec.candidates),
+                                    normalization=spec.normalization)
+        chosen_on = dev.split
+    qids = list(dataset.queries)
+    texts = [dataset.queries[q] for q in qids]
+    options = settings.search
+    if texts:
+        hybrid.search(texts[:2], k, options)  # warm both encoders and the kernels
+    lat = np.empty(len(texts))
+    for i, text in enumerate(texts):
+        t1 = time.perf_counter()
+        hybrid.search([text], k, options)
+        lat[i] = time.perf_counter() - t1
+    t1 = time.perf_counter()
+    results = hybrid.search(texts, k, options)
+    batch = time.perf_counter() - t1
+    run = results.to_run(qids, hybrid.sparse.index.doc_ids)
+    evaluation = evaluate(run, dataset.qrels, parsed)
+    run_file = None
+    if out_dir is not None:
+        run_file = str(write_trec_run(run, Path(out_dir) / f"{_safe(name)}.run", name=_safe(name)))
+    efficiency = {"encode_and_search_latency": latency_stats(lat),
+                  "search_latency_includes": "both query encoders, both searches and the fusion",
+                  "throughput_qps": throughput(len(texts), batch), "build_seconds": build_seconds,
+                  "n_docs": hybrid.sparse.index.n_docs}
+    run_settings = {**hybrid.describe(), "k": k, "search": options.to_json(), "weight_chosen_on": chosen_on}
+    return SystemResult(name=name, settings=run_settings, effectiveness=evaluation.aggregate, efficiency=efficiency,
+                        per_query=evaluation.per_query, run_file=run_file)

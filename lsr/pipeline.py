@@ -524,7 +524,8 @@ def compare(dataset: Dataset, encoders: dict[str, SparseEncoder | str], *, k: in
             command: str | None = None, settings: RunSettings | None = None) -> Report:
     """Evaluate several systems on one data set and gather them in one :class:`eval.Report`.
 
-    ``encoders`` maps a display name to an encoder or spec. With ``out_dir`` the report
+    ``encoders`` maps a display name to an encoder or spec (a ``hybrid:<sparse>+dense,...`` spec is a fused
+    dense + sparse system, :func:`lsr.hybrid.evaluate_hybrid`). With ``out_dir`` the report
     (``report.json``, ``report.md``, ``tradeoff.png``) and the runs are written there. ``settings``
     (:class:`RunSettings`) apply to every system.
     """
@@ -538,8 +539,11 @@ def compare(dataset: Dataset, encoders: dict[str, SparseEncoder | str], *, k: in
         files[_safe(name)] = name
     parsed = parse_measures(measures)
     with write_lock(out_dir) if out_dir is not None else contextlib.nullcontext():
-        systems = [evaluate_dataset(dataset, enc, name=name, k=k, measures=parsed, out_dir=out_dir, settings=settings)
-                   for name, enc in encoders.items()]
+        from .hybrid import HybridSpec, evaluate_hybrid
+
+        systems = [(evaluate_hybrid if HybridSpec.is_spec(enc) else evaluate_dataset)(
+            dataset, enc, name=name, k=k, measures=parsed, out_dir=out_dir, settings=settings)
+            for name, enc in encoders.items()]
         report = Report(dataset=dataset.describe(), measures=[str(m) for m in parsed], systems=systems,
                         command=command)
         if out_dir is not None:

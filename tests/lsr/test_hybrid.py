@@ -98,3 +98,40 @@ def test_hybrid_fuses_both_sides_in_the_sparse_index_order(tiny_dense):
     assert h.describe()["fusion"] == "rrf"
     with pytest.raises(ValueError, match="fusion must be"):
         h.with_fusion("max")
+
+
+def test_hybrid_specs_parse_or_say_how_to_write_them():
+    from lsr.hybrid import HybridSpec
+
+    s = HybridSpec.parse("hybrid:bm25+dense")
+    assert (s.sparse, s.fusion, s.weight, s.dense_model) == ("bm25", "rrf", None, "all-MiniLM-L6-v2")
+    s = HybridSpec.parse("hybrid:bm25:k1=1.2,b=0.75+dense:/models/mini,weight=auto,candidates=50")
+    assert (s.sparse, s.dense_model, s.fusion, s.weight, s.candidates) == (
+        "bm25:k1=1.2,b=0.75", "/models/mini", "linear", "auto", 50)
+    for bad, message in [("hybrid:bm25", "write it as"), ("hybrid:bm25+sparse", "write it as"),
+                         ("hybrid:bm25+dense,weight=2", r"in \[0, 1\]"), ("hybrid:bm25+dense,wieght=0.2", "unknown option"),
+                         ("hybrid:bm25+dense,fusion=rrf,weight=auto", "drop fusion=rrf")]:
+        with pytest.raises(ValueError, match=message):
+            HybridSpec.parse(bad)
+
+
+def test_evaluate_names_a_fusion_as_an_encoder(tiny_dense, tmp_path, make_beir, capsys):
+    import json
+
+    from lsr.cli import main
+
+    corpus = [{"_id": d, "title": "", "text": t} for d, t in CORPUS]
+    queries = [{"_id": "a", "text": "cat on the mat"}, {"_id": "b", "text": "insulin in muscle"},
+               {"_id": "c", "text": "fish in the river"}]
+    folder = make_beir(tmp_path / "tiny", corpus, queries,
+                       {"test": [("a", "d0", 1), ("b", "d2", 1)], "dev": [("c", "d3", 1)]})
+    out = tmp_path / "out"
+    code = main(["-q", "evaluate", "--dataset", str(folder), "-k", "5", "--out", str(out), "--encoder", "bm25",
+                 "--encoder", f"hybrid:bm25+dense:{tiny_dense},weight=auto", "--name", "bm25", "--name", "hybrid"])
+    assert code == 0, capsys.readouterr().err
+    report = json.loads((out / "report.json").read_text())
+    hybrid = report["systems"][1]
+    assert hybrid["name"] == "hybrid" and hybrid["settings"]["kind"] == "hybrid"
+    assert hybrid["settings"]["fusion"] == "linear" and hybrid["settings"]["weight_chosen_on"] == "dev"
+    assert 0 <= hybrid["effectiveness"]["nDCG@10"] <= 1 and (out / "hybrid.run").exists()
+    assert main(["-q", "evaluate", "--dataset", str(folder), "--encoder", "hybrid:bm25+dens"]) == 1
