@@ -227,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--lucene", action="store_true",
                    help="also index the vectors with Lucene (Anserini) into OUT/lucene, for --engine lucene")
     b.add_argument("--threads", type=int, default=1, help="Anserini indexing threads (with --lucene)")
+    b.add_argument("--milvus", nargs="?", const="lite", default=None, metavar="URI",
+                   help="also load the vectors into Milvus, for --engine milvus: Milvus Lite inside OUT/milvus "
+                        "(no URI), or a Milvus server / cluster (http://host:19530; token in $MILVUS_TOKEN)")
     _add_index_options(b)
     b.set_defaults(handler=cmd_index_build, sub=b)
     info = ixsub.add_parser(
@@ -400,7 +403,6 @@ def cmd_evaluate(args, parser) -> int:
     out = Path(args.out) if args.out else Path("runs") / f"{Path(ds.name).name}-{ds.split or 'all'}"
 
     from .encoders import load_encoder
-
     from .hybrid import HybridSpec
 
     for e in encoders:  # a bad hybrid spec fails here, before anything is built
@@ -476,6 +478,11 @@ def _index_build(args, parser, out: Path) -> int:
     if args.lucene:
         lucene = Retriever.load(out).add_lucene(threads=args.threads, overwrite=True)
         print(f"Lucene index of {lucene.n_docs} documents ({lucene.size_bytes() / 2**20:.1f} MiB) -> {lucene.path}")
+    if args.milvus:
+        uri = None if args.milvus == "lite" else args.milvus
+        milvus = Retriever.load(out).add_milvus(uri=uri, token=os.environ.get("MILVUS_TOKEN"), overwrite=True)
+        print(f"Milvus collection {milvus.manifest['collection']!r} of {milvus.manifest['n_docs']} documents at {milvus.uri} "
+              f"-> {milvus.path}")
     return EXIT_OK
 
 

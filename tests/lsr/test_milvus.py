@@ -84,3 +84,20 @@ def test_search_options_are_validated_values():
         SearchOptions(engine="milvus", approx=Approx(query_terms=3))
     opts = SearchOptions(engine="auto", approx=Approx(query_terms=3), threads=2, target_recall=0.95)
     assert SearchOptions.from_json(opts.to_json()) == opts
+
+
+def test_cli_builds_a_milvus_lite_collection_beside_the_index(tiny_beir, tmp_path, capsys):
+    from lsr.cli import main
+
+    out = tmp_path / "idx"
+    assert main(["-q", "index", "build", "--dataset", str(tiny_beir), "--encoder", "bm25", "--out", str(out),
+                 "--milvus"]) == 0
+    assert "Milvus collection" in capsys.readouterr().out and (out / "milvus").is_dir()
+    assert main(["-q", "search", str(out), "cat on a mat", "--format", "json", "-k", "2"]) == 0
+    lsr_hits = capsys.readouterr().out
+    assert main(["-q", "search", str(out), "cat on a mat", "--format", "json", "-k", "2", "--engine", "milvus"]) == 0
+    milvus_hits = capsys.readouterr().out
+    import json
+
+    got, want = json.loads(milvus_hits)["results"], json.loads(lsr_hits)["results"]
+    assert [h["doc_id"] for h in got] == [h["doc_id"] for h in want] and len(want) == 2
