@@ -8,9 +8,11 @@ Five lines from a config to a trained, evaluated model::
     print(result.model_dir, result.evaluations[-1])  # an lsr encoder directory
 
 or ``lsr train CONFIG``. Modules: :mod:`training.losses` (contrastive, Margin-MSE, KL, teacher
-ensembles), :mod:`training.regularizers` (FLOPS, L1, l0 mask, DF-FLOPS, warm-up, sparsity
-controller), :mod:`training.pooling` (sparse-gradient projections), :mod:`training.model`,
-:mod:`training.teachers`, :mod:`training.data`, :mod:`training.config`, :mod:`training.trainer`.
+ensembles, the composed ``SparseLoss``), :mod:`training.regularizers` (FLOPS, L1, l0 mask, DF-FLOPS as
+regularizer objects with warm-up and sparsity controller), :mod:`training.model` (the model under
+training; its math is :mod:`lsr.encoders.projection`, shared with serving), :mod:`training.teachers`,
+:mod:`training.data`, :mod:`training.config`, :mod:`training.trainer`, :mod:`training.ship` (a trained
+model into the package).
 This package may import ``lsr``, ``index``, ``eval``, torch and faiss; nothing else in lsr imports
 it (the CLI only lazily).
 """
