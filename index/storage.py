@@ -42,6 +42,7 @@ MANIFEST = "manifest.json"
 #: that :func:`atomic_dir` may replace with ``overwrite=True``.
 MARKERS: dict[str, tuple[str, str | None]] = {
     "index": (MANIFEST, "lsr-index"),
+    "live": ("segments.json", "lsr-segmented-index"),
     "lucene": ("lucene.json", "lsr-lucene"),
     "milvus": (MANIFEST, "lsr-milvus"),
     "faiss": (MANIFEST, "lsr-faiss"),

@@ -334,12 +334,12 @@ def record(report: ReproduceReport, matrix: Matrix, path: str | os.PathLike | No
 TABLE_MEASURES = ("nDCG@10", "R@100", "doc_nnz", "query_nnz")
 
 
-def render_table(matrix: Matrix | None = None) -> str:
-    """The expected values as a markdown table (what the README shows), one line per row."""
+def render_table(matrix: Matrix | None = None, only: str | None = None) -> str:
+    """The expected values as a markdown table (what the README shows), one line per row (``only``: see :func:`select`)."""
     matrix = matrix or load_matrix()
     lines = ["| row | data set | encoder | engine | nDCG@10 | R@100 | doc nnz | query nnz | source |",
              "|---|---|---|---|---|---|---|---|---|"]
-    for r in matrix.rows:
+    for r in select(matrix.rows, only):
         split = f" ({r.split})" if r.split else ""
         search = ", ".join(f"{k}={v}" for k, v in r.search.items())
         engine = r.engine + (f" ({search})" if search else "")
