@@ -239,6 +239,37 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("path", help="index directory")
     info.add_argument("--verify", action="store_true", help="check every checksum and invariant")
     info.set_defaults(handler=cmd_index_info, sub=info)
+    add = ixsub.add_parser(
+        "add", formatter_class=_Formatter, parents=[common],
+        help="add or replace documents in an index (it becomes a live, segmented index)",
+        description="Encode documents with the index's encoder and add them as a new segment; an id already "
+                    "present is replaced. The change is committed at the end (the last commit is what searches "
+                    "see; a crash loses nothing committed). An index built by `lsr index build` becomes live "
+                    "the first time (its documents become the first segment).",
+        epilog="examples:\n  lsr index add idx/nfcorpus --corpus new-docs.jsonl\n"
+               "  lsr index add idx/nfcorpus --dataset nfcorpus\n",
+    )
+    add.add_argument("path", help="index directory")
+    add.add_argument("--corpus", help="documents to add: a BEIR corpus file (corpus.jsonl[.gz])")
+    add.add_argument("--dataset", help="or a data set whose corpus to add")
+    add.add_argument("--data-dir", default=None, help="root folder of BEIR data sets (default: $LSR_DATA)")
+    add.set_defaults(handler=cmd_index_add, sub=add)
+    dl = ixsub.add_parser(
+        "delete", formatter_class=_Formatter, parents=[common], help="delete documents by id from an index",
+        epilog="examples:\n  lsr index delete idx/nfcorpus MED-10 MED-14\n  lsr index delete idx/nfcorpus --ids gone.txt\n",
+    )
+    dl.add_argument("path", help="index directory")
+    dl.add_argument("ids", nargs="*", help="document ids")
+    dl.add_argument("--ids", dest="ids_file", help="a file of document ids, one per line")
+    dl.add_argument("--missing-ok", action="store_true", help="ignore ids that are not in the index")
+    dl.set_defaults(handler=cmd_index_delete, sub=dl)
+    cp = ixsub.add_parser(
+        "compact", formatter_class=_Formatter, parents=[common],
+        help="merge a live index's segments into one, dropping deleted documents",
+        epilog="example:\n  lsr index compact idx/nfcorpus\n",
+    )
+    cp.add_argument("path", help="index directory")
+    cp.set_defaults(handler=cmd_index_compact, sub=cp)
 
     # ---- search
     s = sub.add_parser(
@@ -559,8 +590,62 @@ def cmd_export(args, parser) -> int:
     return EXIT_OK
 
 
+def cmd_index_add(args, parser) -> int:
+    from .live import LiveRetriever
+
+    if bool(args.corpus) == bool(args.dataset):
+        parser.error("give exactly one of --corpus or --dataset")
+    corpus = _corpus_from_args(args, parser)
+    live = LiveRetriever.open(args.path, writable=True)
+    n = live.add(corpus, show_progress=not args.quiet)
+    generation = live.commit()
+    print(f"added {n} documents -> {args.path}: {live.index.n_docs} live documents in {len(live.index.segments)} "
+          f"segments, commit {generation}")
+    return EXIT_OK
+
+
+def cmd_index_delete(args, parser) -> int:
+    from .live import LiveRetriever
+
+    ids = list(args.ids)
+    if args.ids_file:
+        from eval.datasets import iter_lines
+
+        ids += [line.strip() for _, line in iter_lines(Path(args.ids_file)) if line.strip()]
+    if not ids:
+        parser.error("name the documents to delete (ids, or --ids FILE)")
+    live = LiveRetriever.open(args.path, writable=True)
+    n = live.delete(ids, missing_ok=args.missing_ok)
+    generation = live.commit()
+    print(f"deleted {n} documents -> {args.path}: {live.index.n_docs} live documents, commit {generation}")
+    return EXIT_OK
+
+
+def cmd_index_compact(args, parser) -> int:
+    from .live import LiveRetriever, is_live
+
+    if not is_live(args.path):
+        parser.error(f"{args.path} is not a live index (it has one segment already)")
+    live = LiveRetriever.open(args.path, writable=True)
+    generation = live.compact()
+    print(f"compacted {args.path}: {live.index.n_docs} documents in {len(live.index.segments)} segment(s), "
+          f"commit {generation}")
+    return EXIT_OK
+
+
 def cmd_index_info(args, parser) -> int:
     from index import InvertedIndex, directory_size
+
+    from .live import LiveRetriever, is_live
+
+    if is_live(args.path):
+        live = LiveRetriever.open(args.path)
+        if args.verify:
+            for seg in live.index.segments:
+                InvertedIndex.load(seg.index.path, verify=True)
+        print(json.dumps({"path": str(args.path), **live.describe(), "bytes_on_disk": directory_size(args.path),
+                          "verified": bool(args.verify)}, indent=2))
+        return EXIT_OK
 
     idx = InvertedIndex.load(args.path, verify=args.verify)
     m = idx.manifest
@@ -600,7 +685,12 @@ def cmd_search(args, parser) -> int:
         parser.error("give either a query text or --queries FILE")
     if args.query is not None and not args.query.strip():
         parser.error("the query is empty")
-    retriever = Retriever.load(args.index)
+    from .live import LiveRetriever, is_live
+
+    retriever = LiveRetriever.open(args.index) if is_live(args.index) else Retriever.load(args.index)
+    if is_live(args.index) and args.queries and args.approximate:
+        parser.error("--approximate with --queries tunes on one index; search a live index exactly, or with "
+                     "explicit knobs (--max-blocks, --query-terms, --alpha)")
     doc_ids = retriever.index.doc_ids
     n_docs = retriever.index.n_docs
     if args.k > n_docs:
