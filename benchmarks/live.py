@@ -1,0 +1,117 @@
+"""The live index against a freshly built single index, in the same run.
+
+    python benchmarks/live.py --docs 200000 --queries 500
+
+On synthetic SPLADE-like documents and queries (``synthetic.py``): the throughput of adding pre-encoded
+vectors (documents per second, commit included), and the search latency (one query at a time, exact
+``auto`` engine, k=10) of
+
+* one freshly built index (the baseline);
+* the same documents added in 10 commits (10 segments, the merge policy off);
+* those 10 segments with 10 % of the documents deleted (tombstones, not merged away);
+* the 10 segments compacted into one.
+
+Prints a Markdown table with each latency as a ratio to the baseline (the issue's goal: 10 segments within
+1.5x) and writes ``results/live/live-<docs>.json``. Metadata filters are not measured: they are not built yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
+
+import synthetic  # noqa: E402
+
+from index import InvertedIndex, warm_up  # noqa: E402
+from index.segments import SegmentedIndex  # noqa: E402
+
+
+def latency(search, queries, repeats: int = 1) -> dict:
+    search(queries[[0]])  # compiled and warm
+    times = []
+    for _ in range(repeats):
+        for i in range(queries.shape[0]):
+            t0 = time.perf_counter()
+            search(queries[[i]])
+            times.append(time.perf_counter() - t0)
+    t = np.asarray(times) * 1e3
+    return {"p50_ms": float(np.percentile(t, 50)), "p95_ms": float(np.percentile(t, 95)), "mean_ms": float(t.mean())}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--docs", type=int, default=200_000)
+    ap.add_argument("--queries", type=int, default=500)
+    ap.add_argument("--segments", type=int, default=10)
+    ap.add_argument("--delete", type=float, default=0.10, help="fraction of documents deleted")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args(argv)
+    warm_up()
+    docs, queries, _ = synthetic.generate(args.docs, args.queries, seed=0)
+    ids = [f"d{i}" for i in range(args.docs)]
+    rows = {}
+    with tempfile.TemporaryDirectory(prefix="lsr-live-") as tmp:
+        t0 = time.perf_counter()
+        base = InvertedIndex.build(docs, doc_ids=ids)
+        base.save(Path(tmp) / "base")
+        build_s = time.perf_counter() - t0
+        base = InvertedIndex.load(Path(tmp) / "base")
+        rows["one built index"] = latency(lambda q: base.search(q, 10), queries)
+        rows["one built index"]["docs_per_s"] = args.docs / build_s
+
+        live = SegmentedIndex.create(Path(tmp) / "live", docs.shape[1], max_segments=args.segments + 1)
+        t0 = time.perf_counter()
+        bounds = np.linspace(0, args.docs, args.segments + 1).astype(int)
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            live.add(ids[lo:hi], docs[lo:hi])
+            live.commit()
+        add_s = time.perf_counter() - t0
+        name = f"{args.segments} segments"
+        rows[name] = latency(lambda q: live.search(q, 10), queries)
+        rows[name]["docs_per_s"] = args.docs / add_s
+
+        rng = np.random.default_rng(1)
+        doomed = [ids[i] for i in rng.choice(args.docs, size=int(args.delete * args.docs), replace=False)]
+        t0 = time.perf_counter()
+        live.delete(doomed)
+        live.commit()
+        delete_s = time.perf_counter() - t0
+        name = f"{args.segments} segments, {args.delete:.0%} deleted"
+        rows[name] = latency(lambda q: live.search(q, 10), queries)
+        rows[name]["delete_seconds"] = delete_s
+
+        t0 = time.perf_counter()
+        live.compact()
+        rows["compacted"] = latency(lambda q: live.search(q, 10), queries)
+        rows["compacted"]["compact_seconds"] = time.perf_counter() - t0
+
+    base_ms = rows["one built index"]["p50_ms"]
+    print(f"## live index, {args.docs:,} synthetic SPLADE-like documents, {args.queries} queries, k=10, exact\n")
+    print("| index | p50 ms | p95 ms | p50 vs one built index | docs/s added |")
+    print("|---|---|---|---|---|")
+    for label, r in rows.items():
+        rate = f"{r['docs_per_s']:,.0f}" if "docs_per_s" in r else "–"
+        print(f"| {label} | {r['p50_ms']:.3f} | {r['p95_ms']:.3f} | {r['p50_ms'] / base_ms:.2f}x | {rate} |")
+    out = Path(args.out) if args.out else ROOT / "results" / "live" / f"live-{args.docs}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    machine = {"cpu": platform.processor() or platform.machine(), "python": platform.python_version()}
+    out.write_text(json.dumps({"command": "python benchmarks/live.py " + " ".join(argv or sys.argv[1:]),
+                               "machine": machine, "docs": args.docs, "queries": args.queries, "rows": rows},
+                              indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
