@@ -46,7 +46,6 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from .docids import DocIds
 from .errors import IndexFormatError
 from .inverted import InvertedIndex, Vocabulary
 from .results import SearchResults, empty_results
@@ -97,6 +96,47 @@ def _save_array_atomic(path: Path, array: np.ndarray) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+class LiveDocIds(Sequence[str]):
+    """The ids of a snapshot's live documents by live position, read from the segments on demand."""
+
+    def __init__(self, segments: list, starts: np.ndarray, live_locals: list[np.ndarray], n: int):
+        self._segments, self._starts, self._live, self._n = segments, starts, live_locals, int(n)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(self._n))]
+        i = int(i)
+        if i < 0:
+            i += self._n
+        if not 0 <= i < self._n:
+            raise IndexError(f"document index {i} out of range [0, {self._n})")
+        s = int(np.searchsorted(self._starts, i, side="right")) - 1
+        return self._segments[s].index.doc_ids[int(self._live[s][i - self._starts[s]])]
+
+    def __iter__(self):
+        for seg, live in zip(self._segments, self._live):
+            ids = seg.index.doc_ids
+            if live.size == ids.__len__():
+                yield from ids
+            else:
+                keep = set(live.tolist())
+                yield from (d for j, d in enumerate(ids) if j in keep)
+
+    def tolist(self) -> list[str]:
+        return list(iter(self))
+
+    def position(self, doc_id: str) -> int | None:
+        for s in range(len(self._segments) - 1, -1, -1):
+            seg = self._segments[s]
+            local = seg.index.doc_ids.position(doc_id)
+            if local is not None and not seg.deleted[local]:
+                return int(self._starts[s] + np.searchsorted(self._live[s], local))
+        return None
 
 
 class _Segment:
@@ -243,26 +283,32 @@ class SegmentedIndex:
 
     # ------------------------------------------------------------ live view
     def _index_views(self) -> None:
-        """Live positions (segments in order, documents in order, deleted skipped) and the id map."""
+        """Live positions (segments in order, documents in order, deleted skipped): numpy per segment, no id map
+        (ids are looked up per segment, whose tables persist while the segment does)."""
         self._live_pos: list[np.ndarray] = []
-        self._where: dict[str, tuple[int, int]] = {}
-        ids: list[str] = []
+        live_locals, starts = [], []
         start = 0
-        for si, seg in enumerate(self.segments):
-            live = ~seg.deleted
+        for seg in self.segments:
+            live = np.flatnonzero(~seg.deleted)
             pos = np.full(seg.index.n_docs, -1, dtype=np.int64)
-            pos[live] = start + np.arange(int(live.sum()))
+            pos[live] = start + np.arange(live.size)
             self._live_pos.append(pos)
-            start += int(live.sum())
-            seg_ids = seg.index.doc_ids
-            for local in np.flatnonzero(live):
-                doc_id = seg_ids[int(local)]
-                ids.append(doc_id)
-                self._where[doc_id] = (si, int(local))
-        self._doc_ids = DocIds.from_strings(ids)
+            live_locals.append(live)
+            starts.append(start)
+            start += live.size
+        self._doc_ids = LiveDocIds(self.segments, np.asarray(starts, dtype=np.int64), live_locals, start)
+
+    def _where(self, doc_id: str) -> tuple[int, int] | None:
+        """(segment, local index) of a live document, or None."""
+        for si in range(len(self.segments) - 1, -1, -1):  # newest first: an id is live in one segment at most
+            seg = self.segments[si]
+            local = seg.index.doc_ids.position(doc_id)
+            if local is not None and not seg.deleted[local]:
+                return si, local
+        return None
 
     @property
-    def doc_ids(self) -> DocIds:
+    def doc_ids(self) -> LiveDocIds:
         """External ids of the live documents, by live position (what :class:`SearchResults` index)."""
         return self._doc_ids
 
@@ -287,7 +333,7 @@ class SegmentedIndex:
         return Vocabulary.from_json(self.marker.get("vocabulary"))
 
     def __contains__(self, doc_id: str) -> bool:
-        return doc_id in self._where
+        return self._where(doc_id) is not None
 
     # ---------------------------------------------------------------- writes
     def add(self, doc_ids: Sequence[str], vectors) -> None:
@@ -314,7 +360,8 @@ class SegmentedIndex:
         """
         self._writable()
         ids = [str(i) for i in doc_ids]
-        unknown = [i for i in ids if i not in self._where and i not in self._pending_ids]
+        where = {i: self._where(i) for i in set(ids)}
+        unknown = [i for i in ids if where[i] is None and i not in self._pending_ids]
         if unknown and not missing_ok:
             more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
             raise KeyError(f"{len(unknown)} ids are not in the index: {', '.join(map(repr, unknown[:5]))}{more} "
@@ -325,7 +372,7 @@ class SegmentedIndex:
             if i in self._pending_ids:
                 del self._pending_ids[i]
                 hit = True
-            if i in self._where:
+            if where[i] is not None:
                 self._pending_deletes.add(i)
                 hit = True
             found += hit
@@ -354,11 +401,11 @@ class SegmentedIndex:
             next_segment = int(self.commit_point.get("next_segment", 1))
             generation = self.generation + 1
             # tombstones: deletes and upserted ids, per segment
-            upserted = set(self._pending_ids) & set(self._where)
             touched: dict[int, list[int]] = {}
-            for doc_id in self._pending_deletes | upserted:
-                si, local = self._where[doc_id]
-                touched.setdefault(si, []).append(local)
+            for doc_id in self._pending_deletes | set(self._pending_ids):  # deletes, and upserts of live ids
+                found = self._where(doc_id)
+                if found is not None:
+                    touched.setdefault(found[0], []).append(found[1])
             for si, locals_ in touched.items():
                 seg = self.segments[si]
                 deleted = np.union1d(np.flatnonzero(seg.deleted), np.asarray(locals_, dtype=np.int64))
@@ -391,8 +438,20 @@ class SegmentedIndex:
                             **self.marker.get("build", {})).save(target, overwrite=False)
 
     def _adopt(self, commit: dict) -> None:
+        """Switch to ``commit``: segments it keeps stay loaded (with their id tables); new ones are opened."""
         self.commit_point = commit
-        self.segments = self._load_segments(self.path, commit, mmap=True)
+        loaded = {seg.name: seg for seg in self.segments}
+        segments = []
+        for entry in commit["segments"]:
+            seg = loaded.get(entry["name"])
+            if seg is None:
+                segments.extend(self._load_segments(self.path, {"segments": [entry]}, mmap=True))
+                continue
+            if entry.get("deletes") != seg.deletes_file:
+                deleted = np.load(self.path / SEGMENTS / entry["deletes"])
+                seg = _Segment(seg.name, seg.index, deleted, entry["deletes"])
+            segments.append(seg)
+        self.segments = segments
         self._pending_ids, self._pending_rows, self._pending_deletes = {}, [], set()
         self._index_views()
 
