@@ -356,15 +356,17 @@ def render_table(matrix: Matrix | None = None, only: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def update_readme(readme: str | os.PathLike, matrix: Matrix | None = None) -> bool:
-    """Replace the table between the README's reproduce markers; True if the file changed."""
+def update_readme(readme: str | os.PathLike, matrix: Matrix | None = None, only: str | None = None) -> bool:
+    """Replace the table between the reproduce markers of a file (the README, a model card); True if it changed.
+
+    ``only`` renders the matching rows only (see :func:`select`)."""
     path = Path(readme)
     text = path.read_text(encoding="utf-8")
     if README_BEGIN not in text or README_END not in text:
         raise MatrixError(f"{path}: no reproduce-table markers ({README_BEGIN!r} ... {README_END!r})")
     head, rest = text.split(README_BEGIN, 1)
     _, tail = rest.split(README_END, 1)
-    new = f"{head}{README_BEGIN}\n{render_table(matrix)}\n{README_END}{tail}"
+    new = f"{head}{README_BEGIN}\n{render_table(matrix, only)}\n{README_END}{tail}"
     if new == text:
         return False
     from eval.atomic import atomic_file
