@@ -263,6 +263,9 @@ class Retriever:
     def load(cls, path: str | os.PathLike, *, verify: bool = False) -> Retriever:
         """Load an index directory written by :meth:`save` (memory-mapped), with its searchers and second stage."""
         path = Path(path)
+        if (path / "segments.json").is_file():
+            raise ValueError(f"{path} is a live (segmented) index: open it with lsr.live.LiveRetriever.open "
+                             "(the CLI's search, index info, add and delete do)")
         index = InvertedIndex.load(path, verify=verify)
         enc_dir = path / ENCODER_SUBDIR
         if not enc_dir.is_dir():
