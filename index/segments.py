@@ -548,12 +548,9 @@ class SegmentedIndex:
         for seg, pos in zip(self.segments, self._live_pos):
             if seg.n_live == 0:
                 continue
-            ks = min(k + seg.n_deleted, seg.index.n_docs)
-            res = seg.index.search(q, ks, options, **search_options)
-            found = res.doc_idx >= 0
-            live = np.where(found, pos[np.maximum(res.doc_idx, 0)], -1)
+            live, scores = self._segment_top(seg, pos, q, k, options, search_options)
             cand_idx.append(live)
-            cand_scores.append(np.where(live >= 0, res.scores, -np.inf))
+            cand_scores.append(scores)
         idx = np.concatenate(cand_idx, axis=1)
         scores = np.concatenate(cand_scores, axis=1).astype(np.float32)
         for i in range(n):
@@ -563,6 +560,42 @@ class SegmentedIndex:
             out.doc_idx[i, :order.size] = idx[i][order]
             out.scores[i, :order.size] = scores[i][order]
         return out
+
+    @staticmethod
+    def _segment_top(seg: _Segment, pos: np.ndarray, q, k: int, options, search_options):
+        """One segment's best ``k`` live documents per query, as live positions and scores ``[n, width]``.
+
+        Deleted documents are skipped without a mask in the kernels: a segment returns its best ``ks`` and the
+        live ones among them are kept. When a query's list is full (``ks`` found) but holds fewer than ``k``
+        live documents, a live one may lie beyond it, so that query is searched again with twice ``ks``;
+        ``k + (deleted documents)`` always suffices. The first ``ks`` allows for the segment's deleted
+        fraction twice over, so with deletes spread evenly one search is the rule, and a segment without
+        deletes is searched once with ``k``.
+        """
+        n_docs, n_del = seg.index.n_docs, seg.n_deleted
+        limit = min(k + n_del, n_docs)
+        ks = limit if n_del == 0 else min(limit, k + int(np.ceil(2 * k * n_del / n_docs)) + 8)
+        todo = np.arange(q.shape[0])
+        width = min(k, limit)
+        out_idx = np.full((q.shape[0], width), -1, dtype=np.int64)
+        out_scores = np.full((q.shape[0], width), -np.inf, dtype=np.float32)
+        while todo.size:
+            res = seg.index.search(q[todo], ks, options, **search_options)
+            found = res.doc_idx >= 0
+            live = np.where(found, pos[np.maximum(res.doc_idx, 0)], -1)
+            n_live = (live >= 0).sum(axis=1)
+            full = found.sum(axis=1) == ks
+            again = (n_live < k) & full & (ks < limit)
+            done = ~again
+            rows = todo[done]
+            first = np.argsort(live[done] < 0, axis=1, kind="stable")[:, :width]  # live ones first, in rank order
+            picked = np.take_along_axis(live[done], first, axis=1)
+            out_idx[rows, :picked.shape[1]] = picked
+            out_scores[rows, :picked.shape[1]] = np.where(
+                picked >= 0, np.take_along_axis(res.scores[done], first, axis=1), -np.inf)
+            todo = todo[again]
+            ks = min(limit, 2 * ks)
+        return out_idx, out_scores
 
     def size_bytes(self) -> int:
         return sum(s.index.size_bytes() for s in self.segments)

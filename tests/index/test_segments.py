@@ -142,3 +142,19 @@ def test_an_index_built_today_opens_as_one_segment(tmp_path, rng):
     converted.delete(["p0"])
     converted.commit()
     assert converted.n_docs == 29 and "p0" not in converted
+
+
+def test_deleting_a_query_s_best_documents_still_gives_its_exact_top_k(tmp_path, rng):
+    docs = sp.csr_array(np.outer(np.arange(200, 0, -1), np.ones(4)).astype(np.float32))  # doc i scores 200 - i
+    docs = sp.hstack([docs, _vectors(rng, 200)[:, 4:]], format="csr")
+    live = SegmentedIndex.create(tmp_path / "live", DIM)
+    ids = [f"d{i}" for i in range(200)]
+    live.add(ids, docs)
+    live.commit()
+    live.delete(ids[:150])  # the 150 best for the query below: the first searches come back all deleted
+    live.commit()
+    q = sp.csr_array(np.r_[np.ones(4), np.zeros(DIM - 4)].astype(np.float32)[None, :])
+    res = live.search(q, k=5)
+    assert [live.doc_ids[int(j)] for j in res.doc_idx[0]] == ids[150:155]
+    want = brute_force_search(docs[150:], q, 5)
+    np.testing.assert_allclose(res.scores, want.scores)
