@@ -27,7 +27,7 @@ def test_the_shipped_matrix_loads_and_covers_every_local_collection():
     for ds in ("scifact", "nfcorpus"):
         assert f"{ds}/splade-tiny" in ids and f"{ds}/inference-free-tiny" in ids
     assert all(v is not None for r in m.rows for v in r.expected.values()), "a row without an expected value"
-    assert {r.id for r in select(m.rows, "msmarco")} == {"msmarco-dev-small/bm25"}
+    assert {r.id for r in select(m.rows, "msmarco")} == {"msmarco-dev-small/bm25", "trec-dl-2019/bm25", "trec-dl-2020/bm25"}
     assert {r.id for r in select(m.rows, "nfcorpus/*")} >= {"nfcorpus/bm25", "nfcorpus/inference-free-tiny"}
 
 
