@@ -119,13 +119,8 @@ class LiveDocIds(Sequence[str]):
         return self._segments[s].index.doc_ids[int(self._live[s][i - self._starts[s]])]
 
     def __iter__(self):
-        for seg, live in zip(self._segments, self._live):
-            ids = seg.index.doc_ids
-            if live.size == ids.__len__():
-                yield from ids
-            else:
-                keep = set(live.tolist())
-                yield from (d for j, d in enumerate(ids) if j in keep)
+        for seg in self._segments:
+            yield from (d for d, deleted in zip(seg.index.doc_ids, seg.deleted) if not deleted)
 
     def tolist(self) -> list[str]:
         return list(iter(self))

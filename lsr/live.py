@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -36,7 +37,7 @@ from tqdm.auto import tqdm
 
 from index.inverted import InvertedIndex
 from index.searcher import SearchOptions
-from index.segments import MARKER, SEGMENTS, SegmentedIndex, _commit_name, _write_json_atomic
+from index.segments import FORMAT, MARKER, SEGMENTS, SegmentedIndex, _commit_name, _write_json_atomic
 from index.storage import MANIFEST, atomic_dir, write_lock
 
 from .encoders import load_encoder
@@ -186,15 +187,13 @@ def convert_in_place(path: str | os.PathLike) -> Path:
             for name in files:
                 try:
                     os.link(path / name, tmp / name)
-                except OSError:
-                    import shutil
-
+                except OSError:  # another file system, or links not allowed
                     shutil.copy2(path / name, tmp / name)
-        marker = {"format": "lsr-segmented-index", "dim": idx.dim, "vocabulary": manifest.get("vocabulary"),
+        marker = {"format": FORMAT, "dim": idx.dim, "vocabulary": manifest.get("vocabulary"),
                   "encoder": manifest.get("encoder"), "build": _build_of(manifest), "max_segments": 10,
                   "merge_factor": 10, "keep_commits": 2, "encoder_identity": manifest.get("encoder_identity")}
         _write_json_atomic(path / _commit_name(1), {
-            "format": "lsr-segmented-index", "generation": 1, "next_segment": 1,
+            "format": FORMAT, "generation": 1, "next_segment": 1,
             "segments": [{"name": first.name, "n_docs": idx.n_docs, "deletes": None, "n_deleted": 0}]})
         _write_json_atomic(path / MARKER, marker)
         n_docs = idx.n_docs
