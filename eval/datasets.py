@@ -265,8 +265,8 @@ def _first_line_of(path: Path, doc_id: str) -> int | None:
     return None
 
 
-def _beir_corpus(path: Path) -> Corpus:
-    def iterate() -> Iterator[tuple[str, str]]:
+def _beir_corpus(path: Path, fields: bool = False) -> Corpus:
+    def iterate() -> Iterator[tuple]:
         n = 0
         seen: set[str] = set()  # duplicates are found while reading, not after the corpus is encoded
         for lineno, obj in iter_jsonl(path):
@@ -277,7 +277,14 @@ def _beir_corpus(path: Path) -> Corpus:
             seen.add(did)
             text = join_title_text(_text_field(obj, "title", path, lineno), _text_field(obj, "text", path, lineno))
             n += 1
-            yield did, text
+            if fields:
+                meta = obj.get("fields")
+                if meta is not None and not isinstance(meta, dict):
+                    raise DataFormatError(f'{path}:{lineno}: "fields" must be an object of name: value (keyword '
+                                          f"strings or numbers), got {type(meta).__name__}")
+                yield did, text, meta
+            else:
+                yield did, text
         if n == 0:
             raise DataFormatError(f"{path}: the corpus is empty (no documents); check the file")
 
@@ -514,19 +521,22 @@ def load_ir_datasets(dataset_id: str) -> Dataset:
                    _corpus=corpus)
 
 
-def load_corpus(path: str | os.PathLike, data_dir: str | os.PathLike | None = None) -> Corpus:
+def load_corpus(path: str | os.PathLike, data_dir: str | os.PathLike | None = None, *,
+                fields: bool = False) -> Corpus:
     """A corpus alone: a ``corpus.jsonl[.gz]`` file, or a folder (or data set name) holding one.
 
-    Queries and qrels are not needed (e.g. ``samples/msmarco-passage-first1000``).
+    Queries and qrels are not needed (e.g. ``samples/msmarco-passage-first1000``). ``fields``: yield
+    ``(doc_id, text, fields)`` with each line's ``"fields"`` object (metadata for filtered search,
+    :mod:`index.fields`; ``None`` when a line has none) instead of ``(doc_id, text)``.
     """
     p = Path(path).expanduser()
     if p.is_file():
-        return _beir_corpus(p)
+        return _beir_corpus(p, fields)
     folder = p if p.is_dir() else resolve_folder(str(path), data_dir)
     if folder is not None:
         for cname in ("corpus.jsonl", "corpus.jsonl.gz"):
             if (folder / cname).exists():
-                return _beir_corpus(folder / cname)
+                return _beir_corpus(folder / cname, fields)
         raise MissingCorpusError(f"{folder} has no corpus.jsonl or corpus.jsonl.gz")
     raise FileNotFoundError(f"{path}: no such corpus file or folder")
 

@@ -54,6 +54,7 @@ from . import kernels
 from ._version import library_version
 from .docids import DocIds, as_doc_ids
 from .errors import IndexFormatError, VocabularyMismatchError
+from .fields import Fields
 from .oracle import _check_k, score_topk
 from .quantize import check_quantization, dequantize, quantize
 from .results import SearchResults, empty_results
@@ -234,7 +235,9 @@ class InvertedIndex:
         self.doc_ids = DocIds(arrays["docid_bytes"], arrays["docid_offsets"])
         self.vocabulary = Vocabulary.from_json(manifest.get("vocabulary"))
         self.encoder = manifest.get("encoder")
+        self.fields = Fields.from_arrays(self.n_docs, manifest.get("fields") or [], arrays, str(path or "index"))
         self._postings: sp.csr_array | None = None
+        self._block_allow: tuple | None = None  # (mask, its block mask): the last filter's, reused
         self._k = {name: np.asarray(a) for name, a in arrays.items()}  # plain ndarray views for kernels
 
     # ------------------------------------------------------------------ build
@@ -250,6 +253,7 @@ class InvertedIndex:
         block_size: int = DEFAULT_BLOCK_SIZE,
         block_max: bool | str = "auto",
         reorder: str | None = None,
+        fields: Sequence | Fields | None = None,
     ) -> InvertedIndex:
         """Build an index from document vectors held in memory.
 
@@ -271,6 +275,8 @@ class InvertedIndex:
                 indices, so blocks become coherent. Internal document indices then follow the new
                 order: ``doc_ids`` (default ids: the original row numbers) and :attr:`doc_order`
                 map them back; ties among equal scores break by the new order.
+            fields: metadata per document for filtered search (:mod:`index.fields`): one mapping (or
+                ``None``) per document, or a :class:`~index.fields.Fields`; stored as memory-mapped columns.
 
         For corpora that do not fit in memory, use :class:`index.IndexBuilder`.
         """
@@ -279,6 +285,12 @@ class InvertedIndex:
         n_docs, dim = d.shape
         if doc_ids is not None and len(doc_ids) != n_docs:
             raise ValueError(f"{len(doc_ids)} document ids for {n_docs} documents")
+        if fields is not None and not isinstance(fields, Fields):
+            if len(fields) != n_docs:
+                raise ValueError(f"{len(fields)} field records for {n_docs} documents")
+            fields = Fields.from_records(fields, doc_ids=doc_ids)
+        if fields is not None and fields.n_docs != n_docs:
+            raise ValueError(f"fields of {fields.n_docs} documents for {n_docs} documents")
         order, reorder_info = None, None
         if reorder is not None:
             if reorder != "bp":
@@ -290,6 +302,7 @@ class InvertedIndex:
             d = as_csr(d[order], name="documents")
             ids = list(doc_ids) if doc_ids is not None else [str(i) for i in range(n_docs)]
             doc_ids = [ids[i] for i in order]
+            fields = fields.take(order) if fields is not None else None
             reorder_info = {"method": "bp", "seconds": round(r.seconds, 3), "depth": r.depth,
                             "log2_gap_before": round(r.cost_before, 4), "log2_gap_after": round(r.cost_after, 4)}
         postings = sp.csr_array(d.T)  # dim x n_docs, doc indices ascending within each term
@@ -301,15 +314,17 @@ class InvertedIndex:
             doc_nnz=np.diff(d.indptr).astype(np.int32),
             doc_ids=doc_ids, vocabulary=vocabulary, encoder=encoder, quantization=quantization,
             block_size=block_size, block_max=block_max, started=start, doc_order=order, reorder_info=reorder_info,
+            fields=fields,
         )
 
     @classmethod
     def from_postings(cls, *, term_offsets, posting_docs, posting_impacts, doc_nnz, doc_ids, vocabulary, encoder,
                       quantization, block_size, block_max: bool | str = "auto", started=None,
-                      scale=None, doc_order=None, reorder_info=None) -> InvertedIndex:
+                      scale=None, doc_order=None, reorder_info=None, fields: Fields | None = None) -> InvertedIndex:
         """Assemble an index from term-major postings (float32 impacts, or codes with ``scale``).
 
         ``doc_order`` (int64 ``[n_docs]``): the original row of each document when reordered.
+        ``fields``: the documents' metadata columns (in the postings' document order).
         """
         started = time.perf_counter() if started is None else started
         dim = term_offsets.shape[0] - 1
@@ -367,6 +382,12 @@ class InvertedIndex:
         }
         if doc_order is not None:
             arrays["doc_order"] = np.asarray(doc_order, dtype=np.int64)
+        field_entries = []
+        if fields:
+            if fields.n_docs != n_docs:
+                raise ValueError(f"fields of {fields.n_docs} documents for {n_docs} documents")
+            field_arrays, field_entries = fields.to_arrays()
+            arrays.update(field_arrays)
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -384,6 +405,7 @@ class InvertedIndex:
             "quantization": None if quantization is None else {"dtype": quantization, "scale": float(scale)},
             "build_seconds": round(time.perf_counter() - started, 6),
             "reorder": reorder_info,
+            "fields": field_entries,
         }
         logger.info("built an index of %d documents, %d postings, %d block entries in %.2fs",
                     n_docs, manifest["nnz"], manifest["n_block_entries"], manifest["build_seconds"])
@@ -393,6 +415,11 @@ class InvertedIndex:
     @property
     def nnz(self) -> int:
         return int(self.manifest["nnz"])
+
+    @property
+    def schema(self) -> dict[str, str]:
+        """Metadata field name -> type (``keyword`` / ``numeric``), see :mod:`index.fields`."""
+        return self.fields.schema
 
     @property
     def has_block_max(self) -> bool:
@@ -482,7 +509,8 @@ class InvertedIndex:
     kind = "lsr"  # its name in index.searcher.ENGINES
 
     def search(self, queries, k: int = 10, options=None, *, engine: str = "auto", approx: Approx | None = None,
-               vocabulary: Vocabulary | tuple | None = None, threads: int | None = None) -> SearchResults:
+               vocabulary: Vocabulary | tuple | None = None, threads: int | None = None, filter=None,
+               allow: np.ndarray | None = None) -> SearchResults:
         """Top-k documents for a batch of queries.
 
         Args:
@@ -495,6 +523,11 @@ class InvertedIndex:
             threads: Numba threads for this call (default: Numba's setting); restored afterwards.
             options: an :class:`index.searcher.SearchOptions` (the :class:`~index.searcher.Searcher`
                 protocol's form); when given, its engine, approx and threads replace the keywords.
+            filter: a metadata filter (:mod:`index.fields`, e.g. ``{"year": {"gte": 2015}}``): only matching
+                documents are returned, and ``k`` of them whenever ``k`` match with a score above zero (the
+                kernels skip the others while collecting the top-k; nothing is filtered afterwards).
+            allow: a boolean mask over documents (``[n_docs]``), and-ed with ``filter``: only ``True`` ones
+                are returned (e.g. a live index's undeleted documents).
 
         Returns:
             :class:`SearchResults`; exact engines return the oracle's top-k, ties by smaller document
@@ -505,7 +538,7 @@ class InvertedIndex:
                 raise ValueError(f"options for the {options.engine!r} engine given to lsr's inverted index")
             engine, approx, threads = options.engine, options.approx, options.threads
         return self.search_detailed(queries, k, engine=engine, approx=approx, vocabulary=vocabulary,
-                                    threads=threads).results
+                                    threads=threads, filter=filter, allow=allow).results
 
     @classmethod
     def from_vectors(cls, path, doc_ids, vectors, *, terms=None, vocabulary=None, encoder=None, overwrite=False,
@@ -539,9 +572,11 @@ class InvertedIndex:
 
     def search_detailed(self, queries, k: int = 10, *, engine: str = "auto", approx: Approx | None = None,
                         vocabulary: Vocabulary | tuple | None = None, threads: int | None = None,
-                        seed_blocks: int = DEFAULT_SEED_BLOCKS) -> DetailedSearch:
+                        seed_blocks: int = DEFAULT_SEED_BLOCKS, filter=None,
+                        allow: np.ndarray | None = None) -> DetailedSearch:
         """:meth:`search`, plus per-query work statistics (:class:`SearchStats`)."""
         k = _check_k(k, self.n_docs)
+        mask = self.allowed(filter, allow)
         if engine not in ENGINES:
             raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
         if approx is not None:
@@ -561,13 +596,19 @@ class InvertedIndex:
         postings = np.zeros(n, dtype=np.int64)
         blocks = np.zeros(n, dtype=np.int64)
         if engine == "oracle":
-            res = score_topk(q, self._posting_matrix(), k)
+            pm = self._posting_matrix()
+            if mask is not None:
+                pm = sp.csr_array(pm @ sp.diags_array(mask.astype(np.float32)))
+            res = score_topk(q, pm, k)
             return DetailedSearch(res, SearchStats(postings, blocks, np.full(n, 2, dtype=np.uint8)))
+        allow8 = np.zeros(0, dtype=np.uint8) if mask is None else mask.view(np.uint8)
         if approx is not None and not approx.uses_blocks:
             out = empty_results(n, k)
             stats = np.zeros((n, 3), dtype=np.int64)
             with numba_threads(threads):
-                self._run_pruned(q, k, approx, out, stats)
+                self._run_pruned(q, k, approx, allow8, out, stats)
+            if mask is not None:
+                self._fill_filtered(q, k, mask, out, threads)
             return DetailedSearch(out, SearchStats(stats[:, 0], stats[:, 1], np.full(n, 3, dtype=np.uint8)))
         if approx is not None or engine == "blockmax":
             use_bm = np.ones(n, dtype=bool)
@@ -585,12 +626,54 @@ class InvertedIndex:
                 sub = q if rows.size == n else q[rows]
                 sub_out = out if rows.size == n else empty_results(rows.size, k)
                 sub_stats = stats if rows.size == n else np.zeros((rows.size, 3), dtype=np.int64)
-                self._run_kernel(sub, k, flag, approx or Approx(), seed_blocks, sub_out, sub_stats)
+                self._run_kernel(sub, k, flag, approx or Approx(), seed_blocks, allow8, sub_out, sub_stats)
                 if rows.size != n:
                     out.doc_idx[rows] = sub_out.doc_idx
                     out.scores[rows] = sub_out.scores
                     stats[rows] = sub_stats
+        if mask is not None and approx is not None:
+            self._fill_filtered(q, k, mask, out, threads)
         return DetailedSearch(out, SearchStats(stats[:, 0], stats[:, 1], use_bm.astype(np.uint8)))
+
+    def allowed(self, filter=None, allow: np.ndarray | None = None) -> np.ndarray | None:
+        """The boolean document mask of a ``filter`` and an ``allow`` mask (``None``: every document)."""
+        mask = None
+        if filter is not None:
+            mask = self.fields.mask(filter)
+        if allow is not None:
+            allow = np.asarray(allow)
+            if allow.dtype != np.bool_ or allow.shape != (self.n_docs,):
+                raise ValueError(f"allow must be a boolean mask of the {self.n_docs} documents, got "
+                                 f"{allow.dtype}{list(allow.shape)}")
+            mask = allow if mask is None else mask & allow
+        return None if mask is None else np.ascontiguousarray(mask)
+
+    def _fill_filtered(self, q: sp.csr_array, k: int, mask: np.ndarray, out: SearchResults, threads) -> None:
+        """Approximate search under a mask can find fewer than ``k`` allowed documents where ``k`` exist (pruned
+        lists or skipped blocks held them): such queries are answered exactly, so a filter never shortens a list."""
+        short = np.flatnonzero((out.doc_idx >= 0).sum(axis=1) < min(k, int(mask.sum())))
+        if short.size == 0:
+            return
+        exact = self.search_detailed(q[short], k, engine="taat", threads=threads, allow=mask).results
+        out.doc_idx[short] = exact.doc_idx
+        out.scores[short] = exact.scores
+
+    def _block_mask(self, allow8: np.ndarray) -> np.ndarray:
+        """Per block, 1 when it holds an allowed document (cached for the last mask searched: a live index
+        searches each segment with the same mask of undeleted documents)."""
+        if allow8.shape[0] == 0:
+            return allow8
+        cached = self._block_allow
+        base = allow8.base
+        if cached is not None and cached[0] is base:
+            return cached[1]
+        n_blocks = (self.n_docs + self.block_size - 1) // self.block_size
+        padded = np.zeros(n_blocks * self.block_size, dtype=np.uint8)
+        padded[:self.n_docs] = allow8
+        blocks = padded.reshape(n_blocks, self.block_size).max(axis=1)
+        if base is not None and not base.flags.writeable:  # a mask that cannot change under the cache
+            self._block_allow = (base, blocks)
+        return blocks
 
     def static_pruned(self, max_postings: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Posting lists cut to each term's ``max_postings`` highest impacts, in document order.
@@ -642,7 +725,8 @@ class InvertedIndex:
             logger.debug("forward index built in %.2f s", time.perf_counter() - t0)
         return self._forward
 
-    def _run_pruned(self, q: sp.csr_array, k: int, approx: Approx, out: SearchResults, stats: np.ndarray) -> None:
+    def _run_pruned(self, q: sp.csr_array, k: int, approx: Approx, allow8: np.ndarray, out: SearchResults,
+                    stats: np.ndarray) -> None:
         import numba
 
         n_cand = max(k, approx.candidates or 10 * k)
@@ -652,10 +736,10 @@ class InvertedIndex:
             q.indptr.astype(np.int64, copy=False), q.indices.astype(np.int32, copy=False),
             q.data.astype(np.float32, copy=False), fptr, fterms, fimp, ctoff, cdocs, cimp, self.scale,
             np.int64(self.n_docs), np.int64(self.dim), np.int64(k), np.int64(approx.query_terms), np.int64(n_cand),
-            np.int64(numba.get_num_threads()), out.doc_idx, out.scores, stats)
+            allow8, np.int64(numba.get_num_threads()), out.doc_idx, out.scores, stats)
 
     def _run_kernel(self, q: sp.csr_array, k: int, blockmax: bool, approx: Approx, seed_blocks: int,
-                    out: SearchResults, stats: np.ndarray) -> None:
+                    allow8: np.ndarray, out: SearchResults, stats: np.ndarray) -> None:
         import numba
 
         a = self._k
@@ -665,7 +749,7 @@ class InvertedIndex:
         qval = q.data.astype(np.float32, copy=False)
         if not blockmax:
             args = (qptr, qidx, qval, a["term_offsets"], a["posting_docs"], a["posting_impacts"], self.scale,
-                    np.int64(self.n_docs), np.int64(k))
+                    np.int64(self.n_docs), np.int64(k), allow8)
             if nt == 1 or q.shape[0] == 1:  # no thread-pool launch for a single query
                 kernels.taat_search_serial(*args, out.doc_idx, out.scores, stats)
             else:
@@ -675,7 +759,8 @@ class InvertedIndex:
             qptr, qidx, qval, a["term_offsets"], a["posting_docs"], a["posting_impacts"], self.scale,
             a["bm_offsets"], a["bm_blocks"], a["bm_max"], a["bm_start"], np.int64(self.block_size),
             np.int64(self.n_docs), np.int64(k), np.float32(approx.alpha), np.int64(approx.max_blocks),
-            np.int64(max(1, seed_blocks)), np.int64(approx.query_terms), nt, out.doc_idx, out.scores, stats)
+            np.int64(max(1, seed_blocks)), np.int64(approx.query_terms), allow8, self._block_mask(allow8), nt,
+            out.doc_idx, out.scores, stats)
 
     # ------------------------------------------------------------ save/load
     def write_into(self, directory: Path) -> None:
@@ -743,6 +828,13 @@ class InvertedIndex:
         for name in OPTIONAL_ARRAYS:
             if name in entries:
                 arrays[name] = load_array(path, entries[name], mmap, verify)
+        field_entries = manifest.get("fields") or []
+        if not isinstance(field_entries, list):
+            raise IndexFormatError(f"{path / MANIFEST}: 'fields' is not a list; rebuild the index")
+        for name in Fields.array_names(field_entries):
+            if name not in entries:
+                raise IndexFormatError(f"{path / MANIFEST} lists no array {name!r} for its fields; rebuild the index")
+            arrays[name] = load_array(path, entries[name], mmap, verify)
         scale = np.float32(q["scale"]) if q is not None else np.float32(1.0)
         _check_structure(path, arrays, dim, n_docs, nnz, block_size, bool(manifest.get("block_max", True)), scale,
                          full=verify)

@@ -101,16 +101,19 @@ def _add_touched(t, w, toff, pdocs, pimp, scale, acc, touched, n_touched):
 
 
 @njit(cache=True, inline="always")
-def _drain_touched(touched, n_touched, acc, hs, hd, k):
-    """Offer every touched document to a top-``k`` heap, zeroing ``acc`` behind; return the heap size."""
+def _drain_touched(touched, n_touched, acc, hs, hd, k, allow):
+    """Offer every touched document to a top-``k`` heap, zeroing ``acc`` behind; return the heap size.
+
+    ``allow``: per document, 0 where it may not be returned (deleted, or outside a filter); empty: all may."""
     size = 0
     ts = np.float32(0)
     td = np.int32(0)
+    masked = allow.shape[0] > 0
     for i in range(n_touched):
         d = touched[i]
         s = acc[d]
         acc[d] = 0
-        if s > 0 and _admits(size, k, s, d, ts, td):
+        if s > 0 and (not masked or allow[d] != 0) and _admits(size, k, s, d, ts, td):
             size = _heap_push(hs, hd, size, k, s, d)
             if size == k:
                 ts = hs[0]
@@ -119,16 +122,17 @@ def _drain_touched(touched, n_touched, acc, hs, hd, k):
 
 
 @njit(cache=True, inline="always")
-def _drain_range(lo, hi, acc, hs, hd, size, k):
-    """Offer documents ``lo..hi-1`` with a positive score to a top-``k`` heap already holding ``size``
-    entries, zeroing ``acc`` behind; return the new heap size."""
+def _drain_range(lo, hi, acc, hs, hd, size, k, allow):
+    """Offer documents ``lo..hi-1`` with a positive score (and ``allow``, see :func:`_drain_touched`) to a
+    top-``k`` heap already holding ``size`` entries, zeroing ``acc`` behind; return the new heap size."""
     ts = hs[0] if size == k else np.float32(0)
     td = hd[0] if size == k else np.int32(0)
+    masked = allow.shape[0] > 0
     for d in range(lo, hi):
         s = acc[d]
         if s > 0:
             acc[d] = 0
-            if _admits(size, k, s, d, ts, td):
+            if (not masked or allow[d] != 0) and _admits(size, k, s, d, ts, td):
                 size = _heap_push(hs, hd, size, k, s, d)
                 if size == k:
                     ts = hs[0]
@@ -140,7 +144,7 @@ def _drain_range(lo, hi, acc, hs, hd, size, k):
 
 
 @njit(cache=True)
-def _taat_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, acc, touched, hs, hd,
+def _taat_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, allow, acc, touched, hs, hd,
               out_docs, out_scores, stats):
     postings = 0
     for j in range(qptr[qi], qptr[qi + 1]):
@@ -158,10 +162,10 @@ def _taat_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, acc, to
         else:
             n_touched = _add_touched(t, w, toff, pdocs, pimp, scale, acc, touched, n_touched)
     if dense:
-        size = _drain_range(0, n_docs, acc, hs, hd, 0, k)
+        size = _drain_range(0, n_docs, acc, hs, hd, 0, k, allow)
         n_touched = n_docs
     else:
-        size = _drain_touched(touched, n_touched, acc, hs, hd, k)
+        size = _drain_touched(touched, n_touched, acc, hs, hd, k, allow)
     _heap_emit(hs, hd, size, out_docs[qi], out_scores[qi])
     stats[qi, 0] = postings
     stats[qi, 1] = 0
@@ -169,11 +173,14 @@ def _taat_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, acc, to
 
 
 @njit(parallel=True, cache=True)
-def taat_search(qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, n_threads, out_docs, out_scores, stats):
+def taat_search(qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, allow, n_threads, out_docs, out_scores,
+                stats):
     """Exhaustive term-at-a-time search of every query (rows of a CSR batch).
 
-    ``n_threads`` thread slots (``numba.get_num_threads()`` from the caller) each get private
-    buffers. stats[q] = (postings scored, blocks scored (0 here), documents touched).
+    ``allow`` (uint8 ``[n_docs]``, or empty for every document): only documents with a non-zero entry are
+    returned, so ``k`` come back whenever ``k`` allowed documents score above zero. ``n_threads`` thread
+    slots (``numba.get_num_threads()`` from the caller) each get private buffers.
+    stats[q] = (postings scored, blocks scored (0 here), documents touched).
     """
     nq = qptr.shape[0] - 1
     nt = min(n_threads, max(nq, 1))
@@ -183,19 +190,19 @@ def taat_search(qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, n_threads
         hs = np.empty(k, dtype=np.float32)
         hd = np.empty(k, dtype=np.int32)
         for qi in range(slot, nq, nt):
-            _taat_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, acc, touched, hs, hd,
+            _taat_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, allow, acc, touched, hs, hd,
                       out_docs, out_scores, stats)
 
 
 @njit(cache=True)
-def taat_search_serial(qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, out_docs, out_scores, stats):
+def taat_search_serial(qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, allow, out_docs, out_scores, stats):
     """:func:`taat_search` on the calling thread: no thread-pool launch, for one query or one thread."""
     acc = np.zeros(n_docs, dtype=np.float32)
     touched = np.empty(n_docs, dtype=np.int32)
     hs = np.empty(k, dtype=np.float32)
     hd = np.empty(k, dtype=np.int32)
     for qi in range(qptr.shape[0] - 1):
-        _taat_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, acc, touched, hs, hd,
+        _taat_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, allow, acc, touched, hs, hd,
                   out_docs, out_scores, stats)
 
 
@@ -219,7 +226,7 @@ def _find_block(bm_blocks, lo, hi, b):
 
 @njit(cache=True)
 def _score_block(b, terms, weights, m, toff, pdocs, pimp, scale, bm_off, bm_blocks, bm_start,
-                 block_size, acc_block, hs, hd, size, k):
+                 block_size, acc_block, hs, hd, size, k, allow):
     """Score every document of block ``b`` exactly; offer them to the heap; return (size, postings)."""
     base = b * block_size
     postings = 0
@@ -237,12 +244,13 @@ def _score_block(b, terms, weights, m, toff, pdocs, pimp, scale, bm_off, bm_bloc
             acc_block[pdocs[p] - base] += w * (np.float32(pimp[p]) * scale)
     ts = hs[0] if size == k else np.float32(0)
     td = hd[0] if size == k else np.int32(0)
+    masked = allow.shape[0] > 0
     for o in range(block_size):
         s = acc_block[o]
         if s > 0:
             acc_block[o] = 0
             d = base + o
-            if _admits(size, k, s, d, ts, td):
+            if (not masked or allow[d] != 0) and _admits(size, k, s, d, ts, td):
                 size = _heap_push(hs, hd, size, k, s, d)
                 if size == k:
                     ts = hs[0]
@@ -283,18 +291,21 @@ def _select_terms(qi, qptr, qidx, qval, max_terms, terms, weights):
 
 @njit(cache=True)
 def _blockmax_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, bm_off, bm_blocks, bm_max, bm_start,
-                  block_size, n_docs, k, alpha, max_blocks, seed_blocks, max_terms,
+                  block_size, n_docs, k, alpha, max_blocks, seed_blocks, max_terms, allow, block_allow,
                   ub, state, touched, acc, acc_block, terms, weights, bh_s, bh_d, hs, hd,
                   out_docs, out_scores, stats):
     m = _select_terms(qi, qptr, qidx, qval, max_terms, terms, weights)
 
-    # ---- phase 1: upper bound of every block the query touches
+    # ---- phase 1: upper bound of every block the query touches (blocks without an allowed document skipped)
     n_touched = 0
+    block_masked = block_allow.shape[0] > 0
     for i in range(m):
         t = terms[i]
         w = weights[i]
         for j in range(bm_off[t], bm_off[t + 1]):
             b = bm_blocks[j]
+            if block_masked and block_allow[b] == 0:
+                continue
             if ub[b] == 0:
                 touched[n_touched] = b
                 n_touched += 1
@@ -327,7 +338,7 @@ def _blockmax_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, bm_off, bm_blo
         if size == k and alpha * ub[b] < hs[0]:
             break  # bounds only fall from here on
         size, p = _score_block(b, terms, weights, m, toff, pdocs, pimp, scale, bm_off, bm_blocks, bm_start,
-                               block_size, acc_block, hs, hd, size, k)
+                               block_size, acc_block, hs, hd, size, k, allow)
         postings += p
         blocks += 1
         state[b] = 2  # scored
@@ -360,7 +371,7 @@ def _blockmax_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, bm_off, bm_blo
                 if state[b] == 1:
                     blocks += 1
                     base = b * block_size
-                    size = _drain_range(base, min(base + block_size, n_docs), acc, hs, hd, size, k)
+                    size = _drain_range(base, min(base + block_size, n_docs), acc, hs, hd, size, k, allow)
 
     for i in range(n_touched):
         b = touched[i]
@@ -374,7 +385,7 @@ def _blockmax_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, bm_off, bm_blo
 
 @njit(parallel=True, cache=True)
 def blockmax_search(qptr, qidx, qval, toff, pdocs, pimp, scale, bm_off, bm_blocks, bm_max, bm_start,
-                    block_size, n_docs, k, alpha, max_blocks, seed_blocks, max_terms, n_threads,
+                    block_size, n_docs, k, alpha, max_blocks, seed_blocks, max_terms, allow, block_allow, n_threads,
                     out_docs, out_scores, stats):
     """Block-max pruned search (in the spirit of BMP, Mallia et al., SIGIR 2024).
 
@@ -386,7 +397,9 @@ def blockmax_search(qptr, qidx, qval, toff, pdocs, pimp, scale, bm_off, bm_block
 
     Approximate knobs: ``alpha < 1`` skips blocks with ``alpha * bound < threshold``;
     ``max_blocks > 0`` scores only that many best blocks (no phase 3); ``max_terms > 0`` keeps only
-    the heaviest query terms. stats[q] = (postings scored, blocks scored, blocks touched).
+    the heaviest query terms. ``allow`` as for :func:`taat_search`, with ``block_allow`` (uint8
+    ``[n_blocks]``: 0 for a block without an allowed document, whose bound is then never computed;
+    empty with ``allow``). stats[q] = (postings scored, blocks scored, blocks touched).
     """
     nq = qptr.shape[0] - 1
     n_blocks = (n_docs + block_size - 1) // block_size
@@ -412,7 +425,7 @@ def blockmax_search(qptr, qidx, qval, toff, pdocs, pimp, scale, bm_off, bm_block
         hd = np.empty(k, dtype=np.int32)
         for qi in range(slot, nq, nt):
             _blockmax_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, bm_off, bm_blocks, bm_max, bm_start,
-                          block_size, n_docs, k, alpha, max_blocks, seed_blocks, max_terms,
+                          block_size, n_docs, k, alpha, max_blocks, seed_blocks, max_terms, allow, block_allow,
                           ub, state, touched, acc, acc_block, terms, weights, bh_s, bh_d, hs, hd,
                           out_docs, out_scores, stats)
 
@@ -421,7 +434,7 @@ def blockmax_search(qptr, qidx, qval, toff, pdocs, pimp, scale, bm_off, bm_block
 
 
 @njit(cache=True)
-def _pruned_one(qi, qptr, qidx, qval, fptr, fterms, fimp, ctoff, cdocs, cimp, scale, k, max_terms, n_cand,
+def _pruned_one(qi, qptr, qidx, qval, fptr, fterms, fimp, ctoff, cdocs, cimp, scale, k, max_terms, n_cand, allow,
                 acc, touched, qdense, terms, weights, cs, cd, hs, hd, out_docs, out_scores, stats):
     m = _select_terms(qi, qptr, qidx, qval, max_terms, terms, weights)
     n_docs = acc.shape[0]
@@ -443,10 +456,10 @@ def _pruned_one(qi, qptr, qidx, qval, fptr, fterms, fimp, ctoff, cdocs, cimp, sc
             n_touched = _add_touched(t, ws, ctoff, cdocs, cimp, np.float32(1), acc, touched, n_touched)
     # the n_cand best documents by partial score
     if dense:
-        csize = _drain_range(0, n_docs, acc, cs, cd, 0, n_cand)
+        csize = _drain_range(0, n_docs, acc, cs, cd, 0, n_cand, allow)
         n_touched = n_docs
     else:
-        csize = _drain_touched(touched, n_touched, acc, cs, cd, n_cand)
+        csize = _drain_touched(touched, n_touched, acc, cs, cd, n_cand, allow)
     # their exact scores from the forward index: each document's terms ascend, so every score is
     # summed in ascending term-id order, as the exact engines sum it (terms outside the query add 0)
     for j in range(qptr[qi], qptr[qi + 1]):
@@ -476,7 +489,7 @@ def _pruned_one(qi, qptr, qidx, qval, fptr, fterms, fimp, ctoff, cdocs, cimp, sc
 
 @njit(parallel=True, cache=True)
 def pruned_search(qptr, qidx, qval, fptr, fterms, fimp, ctoff, cdocs, cimp, scale, n_docs, dim, k, max_terms,
-                  n_cand, n_threads, out_docs, out_scores, stats):
+                  n_cand, allow, n_threads, out_docs, out_scores, stats):
     """Approximate search: candidates from pruned postings, then exact re-scoring.
 
     Term-at-a-time over each query's ``max_terms`` heaviest terms (all if 0) in the candidate lists
@@ -485,7 +498,8 @@ def pruned_search(qptr, qidx, qval, fptr, fterms, fimp, ctoff, cdocs, cimp, scal
     are then scored exactly against the forward index ``fptr/fterms/fimp`` (documents' terms
     ascending, see :func:`transpose_postings`), and the best ``k`` of them are returned with their
     exact scores. Misses are documents that the kept terms and postings alone do not rank among the
-    candidates. stats[q] = (candidate postings read, candidates re-scored, documents touched).
+    candidates. ``allow`` as for :func:`taat_search` (only allowed documents become candidates).
+    stats[q] = (candidate postings read, candidates re-scored, documents touched).
     """
     nq = qptr.shape[0] - 1
     nt = min(n_threads, max(nq, 1))
@@ -505,7 +519,7 @@ def pruned_search(qptr, qidx, qval, fptr, fterms, fimp, ctoff, cdocs, cimp, scal
         hd = np.empty(k, dtype=np.int32)
         for qi in range(slot, nq, nt):
             _pruned_one(qi, qptr, qidx, qval, fptr, fterms, fimp, ctoff, cdocs, cimp, scale, k, max_terms, n_cand,
-                        acc, touched, qdense, terms, weights, cs, cd, hs, hd, out_docs, out_scores, stats)
+                        allow, acc, touched, qdense, terms, weights, cs, cd, hs, hd, out_docs, out_scores, stats)
 
 
 @njit(cache=True)

@@ -16,11 +16,13 @@ copy in its segment. After a commit, the merge policy folds the smallest segment
 are more than ``max_segments``; :meth:`~SegmentedIndex.compact` merges everything into one segment.
 Files no commit point among the last ``keep_commits`` refers to are removed.
 
-Search is exact: each segment returns its best ``k + (its deleted documents)``, which must contain its
-best ``k`` live ones; deleted ones are dropped, and the lists are merged by score, ties by the smaller
+Search is exact: each segment is searched with a mask of its live documents (and of the documents a
+metadata filter matches, :mod:`index.fields`), which the kernels honour while collecting the top-k, so
+each returns its best ``k`` live, matching documents; the lists are merged by score, ties by the smaller
 live position (segments in commit order, documents in segment order), so the top-k equals the oracle
 over the live documents in that order. Every engine of :class:`~index.inverted.InvertedIndex` (exact,
 block-max, approximate) runs per segment through the same :class:`~index.searcher.SearchOptions`.
+Documents carry their fields from :meth:`~SegmentedIndex.add` into their segment; merges keep them.
 
 Document vectors go in pre-encoded; encoding text is the ``lsr`` layer's job. Scores depend only on
 the two vectors (true of SPLADE, inference-free and SLIM vectors). BM25 impacts use the collection
@@ -47,6 +49,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .errors import IndexFormatError
+from .fields import Fields
 from .inverted import InvertedIndex, Vocabulary
 from .results import SearchResults, empty_results
 from .sparse import as_csr
@@ -141,6 +144,12 @@ class _Segment:
         self.name, self.index, self.deletes_file = name, index, deletes_file
         self.deleted = np.zeros(index.n_docs, dtype=bool)
         self.deleted[deleted] = True
+        self.deleted.flags.writeable = False
+        # the kernels' mask of live documents (None: all live); read-only, so the index caches its block mask
+        self.live = None
+        if deleted.size:
+            self.live = ~self.deleted
+            self.live.flags.writeable = False
 
     @property
     def n_deleted(self) -> int:
@@ -175,6 +184,7 @@ class SegmentedIndex:
         self.segments = segments
         self._pending_ids: dict[str, int] = {}  # doc id -> row of _pending_rows (the last add of an id wins)
         self._pending_rows: list[sp.csr_array] = []
+        self._pending_fields: list[Fields] = []  # one per entry of _pending_rows
         self._pending_deletes: set[str] = set()
         self._index_views()
 
@@ -293,6 +303,22 @@ class SegmentedIndex:
             start += live.size
         self._doc_ids = LiveDocIds(self.segments, np.asarray(starts, dtype=np.int64), live_locals, start)
 
+    @property
+    def schema(self) -> dict[str, str]:
+        """Field name -> type (``keyword`` / ``numeric``) over every segment and buffered document."""
+        out: dict[str, str] = {}
+        for f in [seg.index.fields for seg in self.segments] + self._pending_fields:
+            for name, kind in f.schema.items():
+                out.setdefault(name, kind)
+        return out
+
+    def fields_of(self, doc_id: str) -> dict:
+        """The metadata fields of a live document (``KeyError`` when it is not live)."""
+        found = self._where(str(doc_id))
+        if found is None:
+            raise KeyError(f"document {doc_id!r} is not in the index")
+        return self.segments[found[0]].index.fields.record(found[1])
+
     def _where(self, doc_id: str) -> tuple[int, int] | None:
         """(segment, local index) of a live document, or None."""
         for si in range(len(self.segments) - 1, -1, -1):  # newest first: an id is live in one segment at most
@@ -331,8 +357,12 @@ class SegmentedIndex:
         return self._where(doc_id) is not None
 
     # ---------------------------------------------------------------- writes
-    def add(self, doc_ids: Sequence[str], vectors) -> None:
-        """Buffer documents (an id that is live, or already buffered, is replaced: upsert). Visible after :meth:`commit`."""
+    def add(self, doc_ids: Sequence[str], vectors, fields: Sequence | None = None) -> None:
+        """Buffer documents (an id that is live, or already buffered, is replaced: upsert). Visible after :meth:`commit`.
+
+        ``fields``: per document, a mapping of metadata fields (or ``None``), see :mod:`index.fields`; a field
+        keeps the type it has in the index (a value of the other type is refused).
+        """
         self._writable()
         d = as_csr(vectors, name="documents")
         ids = [str(i) for i in doc_ids]
@@ -342,8 +372,13 @@ class SegmentedIndex:
             raise ValueError(f"vectors have dimension {d.shape[1]}, the index {self.dim}")
         if any(not i for i in ids):
             raise ValueError("document ids must be non-empty strings")
+        if fields is not None and len(fields) != len(ids):
+            raise ValueError(f"{len(fields)} field records for {len(ids)} documents")
+        recs = Fields.from_records(fields if fields is not None else [None] * len(ids), doc_ids=ids,
+                                   schema=self.schema)
         base = sum(r.shape[0] for r in self._pending_rows)
         self._pending_rows.append(d)
+        self._pending_fields.append(recs)
         for offset, doc_id in enumerate(ids):
             self._pending_ids[doc_id] = base + offset  # a later add of the same id wins
             self._pending_deletes.discard(doc_id)
@@ -413,7 +448,9 @@ class SegmentedIndex:
                 order = sorted(self._pending_ids.items(), key=lambda kv: kv[1])
                 name = f"seg-{next_segment:08d}"
                 next_segment += 1
-                self._write_segment(name, [i for i, _ in order], rows[np.asarray([r for _, r in order])])
+                picked = np.asarray([r for _, r in order])
+                self._write_segment(name, [i for i, _ in order], rows[picked],
+                                    Fields.concat(self._pending_fields).take(picked))
                 segments.append({"name": name, "n_docs": len(order), "deletes": None, "n_deleted": 0})
             segments = [s for s in segments if s["n_docs"] > s["n_deleted"]]  # fully deleted: dropped
             commit = {"format": FORMAT, "generation": generation, "segments": segments,
@@ -425,12 +462,12 @@ class SegmentedIndex:
             self._collect_garbage()
         return self.generation
 
-    def _write_segment(self, name: str, ids: list[str], vectors: sp.csr_array) -> None:
+    def _write_segment(self, name: str, ids: list[str], vectors: sp.csr_array, fields: Fields) -> None:
         target = self.path / SEGMENTS / name
         if target.exists():  # left by a commit that crashed before its commit point: no commit refers to it
             shutil.rmtree(target)
         InvertedIndex.build(vectors, doc_ids=ids, vocabulary=self.vocabulary, encoder=self.marker.get("encoder"),
-                            **self.marker.get("build", {})).save(target, overwrite=False)
+                            fields=fields, **self.marker.get("build", {})).save(target, overwrite=False)
 
     def _adopt(self, commit: dict) -> None:
         """Switch to ``commit``: segments it keeps stay loaded (with their id tables); new ones are opened."""
@@ -448,6 +485,7 @@ class SegmentedIndex:
             segments.append(seg)
         self.segments = segments
         self._pending_ids, self._pending_rows, self._pending_deletes = {}, [], set()
+        self._pending_fields = []
         self._index_views()
 
     # ---------------------------------------------------------------- merges
@@ -472,11 +510,12 @@ class SegmentedIndex:
         """Fold the segments ``which`` into one new segment (live documents, in live order) and commit."""
         if not which:
             return
-        parts, ids = [], []
+        parts, ids, fields = [], [], []
         for si in which:
             seg = self.segments[si]
             live = np.flatnonzero(~seg.deleted)
             parts.append(seg.index.document_vectors()[live])
+            fields.append(seg.index.fields.take(live))
             seg_ids = seg.index.doc_ids
             ids.extend(seg_ids[int(i)] for i in live)
         segments = [dict(s) for s in self.commit_point["segments"]]
@@ -484,7 +523,7 @@ class SegmentedIndex:
         name = f"seg-{next_segment:08d}"
         generation = self.generation + 1
         if ids:
-            self._write_segment(name, ids, sp.csr_array(sp.vstack(parts, format="csr")))
+            self._write_segment(name, ids, sp.csr_array(sp.vstack(parts, format="csr")), Fields.concat(fields))
         merged = {"name": name, "n_docs": len(ids), "deletes": None, "n_deleted": 0}
         first = min(which)
         kept = [s for i, s in enumerate(segments) if i not in set(which)]
@@ -519,7 +558,7 @@ class SegmentedIndex:
                 shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
 
     # ---------------------------------------------------------------- search
-    def search(self, queries, k: int = 10, options=None, **search_options) -> SearchResults:
+    def search(self, queries, k: int = 10, options=None, *, filter=None, **search_options) -> SearchResults:
         """Top-k live documents per query, exact across segments (see the module documentation).
 
         Args:
@@ -527,27 +566,45 @@ class SegmentedIndex:
             k: results per query (capped at the number of live documents).
             options: :class:`~index.searcher.SearchOptions` (engine, approx, threads), or keywords as
                 :meth:`InvertedIndex.search` takes them.
+            filter: a metadata filter (:mod:`index.fields`); ``k`` matching documents come back whenever
+                ``k`` match with a score above zero.
 
         Returns:
             :class:`SearchResults` whose ``doc_idx`` index :attr:`doc_ids`.
         """
+        from .fields import parse_filter
         from .oracle import _check_k
 
         q = as_csr(queries, name="queries")
         k = _check_k(k, self.n_docs)
         n = q.shape[0]
         out = empty_results(n, k)
+        schema = self.schema
+        if filter is not None:
+            parse_filter(filter, schema)  # a malformed filter fails even on an empty index
         if self.n_docs == 0 or n == 0:
             return out
         cand_idx, cand_scores = [], []
         for seg, pos in zip(self.segments, self._live_pos):
             if seg.n_live == 0:
                 continue
-            live, scores = self._segment_top(seg, pos, q, k, options, search_options)
-            cand_idx.append(live)
-            cand_scores.append(scores)
+            allow = seg.live
+            if filter is not None:
+                matched = seg.index.fields.mask(filter, schema=schema)
+                allow = matched if allow is None else matched & allow
+                if not allow.any():
+                    continue
+            res = seg.index.search(q, min(k, seg.index.n_docs), options, allow=allow, **search_options)
+            cand_idx.append(np.where(res.doc_idx >= 0, pos[np.maximum(res.doc_idx, 0)], -1))
+            cand_scores.append(res.scores)
+        if not cand_idx:
+            return out
         idx = np.concatenate(cand_idx, axis=1)
         scores = np.concatenate(cand_scores, axis=1).astype(np.float32)
+        if len(cand_idx) == 1 and idx.shape[1] == k:  # one segment: its order is the answer
+            out.doc_idx[:] = idx
+            out.scores[:] = np.where(idx >= 0, scores, -np.inf)
+            return out
         for i in range(n):
             valid = idx[i] >= 0
             order = np.lexsort((np.where(valid, idx[i], np.iinfo(np.int64).max), -scores[i], ~valid))[:k]
@@ -555,42 +612,6 @@ class SegmentedIndex:
             out.doc_idx[i, :order.size] = idx[i][order]
             out.scores[i, :order.size] = scores[i][order]
         return out
-
-    @staticmethod
-    def _segment_top(seg: _Segment, pos: np.ndarray, q, k: int, options, search_options):
-        """One segment's best ``k`` live documents per query, as live positions and scores ``[n, width]``.
-
-        Deleted documents are skipped without a mask in the kernels: a segment returns its best ``ks`` and the
-        live ones among them are kept. When a query's list is full (``ks`` found) but holds fewer than ``k``
-        live documents, a live one may lie beyond it, so that query is searched again with twice ``ks``;
-        ``k + (deleted documents)`` always suffices. The first ``ks`` allows for the segment's deleted
-        fraction twice over, so with deletes spread evenly one search is the rule, and a segment without
-        deletes is searched once with ``k``.
-        """
-        n_docs, n_del = seg.index.n_docs, seg.n_deleted
-        limit = min(k + n_del, n_docs)
-        ks = limit if n_del == 0 else min(limit, k + int(np.ceil(2 * k * n_del / n_docs)) + 8)
-        todo = np.arange(q.shape[0])
-        width = min(k, limit)
-        out_idx = np.full((q.shape[0], width), -1, dtype=np.int64)
-        out_scores = np.full((q.shape[0], width), -np.inf, dtype=np.float32)
-        while todo.size:
-            res = seg.index.search(q[todo], ks, options, **search_options)
-            found = res.doc_idx >= 0
-            live = np.where(found, pos[np.maximum(res.doc_idx, 0)], -1)
-            n_live = (live >= 0).sum(axis=1)
-            full = found.sum(axis=1) == ks
-            again = (n_live < k) & full & (ks < limit)
-            done = ~again
-            rows = todo[done]
-            first = np.argsort(live[done] < 0, axis=1, kind="stable")[:, :width]  # live ones first, in rank order
-            picked = np.take_along_axis(live[done], first, axis=1)
-            out_idx[rows, :picked.shape[1]] = picked
-            out_scores[rows, :picked.shape[1]] = np.where(
-                picked >= 0, np.take_along_axis(res.scores[done], first, axis=1), -np.inf)
-            todo = todo[again]
-            ks = min(limit, 2 * ks)
-        return out_idx, out_scores
 
     def size_bytes(self) -> int:
         return sum(s.index.size_bytes() for s in self.segments)

@@ -281,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
             "  lsr search idx/scifact \"what causes insulin resistance\" -k 10\n"
             "  lsr search idx/scifact --queries queries.jsonl -k 1000 --out run.trec\n"
             "  lsr search idx/scifact-splade \"insulin resistance\" --engine lucene\n"
+            "  lsr search idx/live \"insulin\" --filter '{\"year\": {\"gte\": 2015}}'\n"
         ),
     )
     s.add_argument("index", help="index directory")
@@ -290,6 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="TREC run file to write (with --queries; default: stdout)")
     s.add_argument("--format", choices=("text", "json", "trec"), default="text", help="output for one query")
     s.add_argument("--run-name", default="lsr", help="run name column of the TREC file")
+    s.add_argument("--filter", metavar="JSON",
+                   help="metadata filter, e.g. '{\"year\": {\"gte\": 2015}, \"lang\": [\"en\", \"fr\"]}' "
+                        "(fields come from the corpus lines' \"fields\" objects; @FILE reads it from a file)")
     _add_search_options(s)
     s.set_defaults(handler=cmd_search, sub=s)
 
@@ -456,7 +460,7 @@ def cmd_evaluate(args, parser) -> int:
     return EXIT_OK
 
 
-def _corpus_from_args(args, parser):
+def _corpus_from_args(args, parser, fields: bool = False):
     if bool(args.dataset) == bool(args.corpus):
         parser.error("give exactly one of --dataset or --corpus")
     if args.dataset:
@@ -465,7 +469,7 @@ def _corpus_from_args(args, parser):
         return load_dataset(args.dataset, split=args.split, data_dir=args.data_dir).corpus
     from eval.datasets import load_corpus
 
-    return load_corpus(args.corpus)
+    return load_corpus(args.corpus, fields=fields)
 
 
 def cmd_encode(args, parser) -> int:
@@ -500,7 +504,7 @@ def _index_build(args, parser, out: Path) -> int:
     else:
         if not args.encoder:
             parser.error("--encoder is required (or --shards)")
-        corpus = _corpus_from_args(args, parser)
+        corpus = _corpus_from_args(args, parser, fields=True)  # a corpus line's "fields": metadata for filters
         retriever = Retriever.build(corpus, args.encoder, build=_build_options(args, parser),
                                     show_progress=not args.quiet)
         retriever.save(out, overwrite=args.overwrite)
@@ -595,7 +599,7 @@ def cmd_index_add(args, parser) -> int:
 
     if bool(args.corpus) == bool(args.dataset):
         parser.error("give exactly one of --corpus or --dataset")
-    corpus = _corpus_from_args(args, parser)
+    corpus = _corpus_from_args(args, parser, fields=True)
     live = LiveRetriever.open(args.path, writable=True)
     n = live.add(corpus, show_progress=not args.quiet)
     generation = live.commit()
@@ -691,6 +695,11 @@ def cmd_search(args, parser) -> int:
     if is_live(args.index) and args.queries and args.approximate:
         parser.error("--approximate with --queries tunes on one index; search a live index exactly, or with "
                      "explicit knobs (--max-blocks, --query-terms, --alpha)")
+    from index.searcher import LSR_ENGINES
+
+    flt = _filter_from_args(args, parser, retriever.index.schema)
+    if flt is not None and args.engine not in (*LSR_ENGINES, "lsr"):
+        parser.error(f"--filter runs on lsr's engines, not --engine {args.engine}")
     doc_ids = retriever.index.doc_ids
     n_docs = retriever.index.n_docs
     if args.k > n_docs:
@@ -709,7 +718,7 @@ def cmd_search(args, parser) -> int:
         with TrecRunWriter(args.out, name=args.run_name, stream=sys.stdout) as writer:
             for lo in range(0, len(qids), step):
                 part = qids[lo:lo + step]
-                res = retriever.search([queries[q] for q in part], k, options)
+                res = retriever.search([queries[q] for q in part], k, options, filter=flt)
                 writer.write(res.to_run(part, doc_ids))
         if args.out:
             print(f"wrote {writer.lines} results for {len(qids)} queries to {args.out}", file=sys.stderr)
@@ -719,7 +728,7 @@ def cmd_search(args, parser) -> int:
     if options.target_recall is not None:
         parser.error("--approximate needs --max-blocks/--query-terms/--max-postings/--alpha for one query "
                      "(nothing to tune on; tune with --queries FILE)")
-    res = retriever.search([args.query], k, options)
+    res = retriever.search([args.query], k, options, filter=flt)
     hits = [(doc_ids[int(d)], float(s)) for d, s in zip(res.doc_idx[0], res.scores[0]) if d >= 0]
     if args.format == "json":
         terms = [{"term": t, "weight": w}
@@ -736,6 +745,28 @@ def cmd_search(args, parser) -> int:
         for r, (d, s) in enumerate(hits, 1):
             print(f"{r:>4}  {s:10.4f}  {d}")
     return EXIT_OK
+
+
+def _filter_from_args(args, parser, schema: dict):
+    """``--filter``: JSON text, or ``@FILE``; checked against the index's fields before any search."""
+    if not args.filter:
+        return None
+    from index.fields import FilterError, parse_filter
+
+    text = args.filter
+    if text.startswith("@"):
+        try:
+            text = Path(text[1:]).read_text(encoding="utf-8")
+        except OSError as e:
+            parser.error(f"--filter {args.filter}: cannot read the file ({e})")
+    try:
+        spec = json.loads(text)
+        parse_filter(spec, schema)
+    except json.JSONDecodeError as e:
+        parser.error(f"--filter is not valid JSON ({e}): {text!r}")
+    except FilterError as e:
+        parser.error(f"--filter: {e}")
+    return spec
 
 
 def cmd_train(args, parser) -> int:

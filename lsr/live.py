@@ -35,6 +35,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from index.fields import Fields
 from index.inverted import InvertedIndex
 from index.searcher import SearchOptions
 from index.segments import FORMAT, MARKER, SEGMENTS, SegmentedIndex, _commit_name, _write_json_atomic
@@ -101,13 +102,22 @@ class LiveRetriever:
         return cls(index, load_encoder(enc_dir))
 
     # ---------------------------------------------------------------- writes
-    def add(self, docs: Iterable[tuple[str, str]], *, show_progress: bool = False) -> int:
-        """Encode and buffer ``(doc_id, text)`` pairs (an id already present is replaced); returns how many."""
+    def add(self, docs: Iterable, *, show_progress: bool = False) -> int:
+        """Encode and buffer documents (an id already present is replaced); returns how many.
+
+        ``docs``: ``(doc_id, text)`` pairs, or ``(doc_id, text, fields)`` with a mapping of metadata fields
+        (:mod:`index.fields`) for filtered search.
+        """
         n = 0
-        batch: list[tuple[str, str]] = []
+        batch: list[tuple] = []
         bar = tqdm(desc="adding", unit="doc", disable=not show_progress, mininterval=1.0)
-        for doc_id, text in docs:
-            batch.append((str(doc_id), text))
+        for item in docs:
+            if isinstance(item, str) or len(item) not in (2, 3):
+                raise ValueError(f"documents are (doc_id, text) or (doc_id, text, fields) tuples, got {item!r:.80}")
+            doc_id, text, fields = item if len(item) == 3 else (*item, None)
+            if not isinstance(text, str):
+                raise ValueError(f"document {doc_id!r}: the text must be a string, got {type(text).__name__}")
+            batch.append((str(doc_id), text, fields))
             if len(batch) == ADD_BATCH:
                 n += self._add_batch(batch)
                 bar.update(len(batch))
@@ -118,9 +128,12 @@ class LiveRetriever:
         bar.close()
         return n
 
-    def _add_batch(self, batch: list[tuple[str, str]]) -> int:
-        vectors = self.encoder.encode_documents([t for _, t in batch])
-        self.index.add([d for d, _ in batch], vectors)
+    def _add_batch(self, batch: list[tuple]) -> int:
+        fields = [f for _, _, f in batch]
+        ids = [d for d, _, _ in batch]
+        Fields.from_records(fields, doc_ids=ids, schema=self.index.schema)  # refuse bad fields before encoding
+        vectors = self.encoder.encode_documents([t for _, t, _ in batch])
+        self.index.add(ids, vectors, fields if any(f is not None for f in fields) else None)
         return len(batch)
 
     def delete(self, doc_ids: Iterable[str], *, missing_ok: bool = False) -> int:
@@ -136,13 +149,14 @@ class LiveRetriever:
     def encode_queries(self, texts: Sequence[str]):
         return self.encoder.encode_queries(list(texts))
 
-    def search(self, texts: Sequence[str], k: int = 10, options: SearchOptions | None = None):
-        """Top-k live documents for query texts (``doc_idx`` index :attr:`doc_ids`)."""
+    def search(self, texts: Sequence[str], k: int = 10, options: SearchOptions | None = None, *, filter=None):
+        """Top-k live documents for query texts (``doc_idx`` index :attr:`doc_ids`); ``filter``: a metadata
+        filter (:mod:`index.fields`)."""
         if isinstance(texts, str):
             texts = [texts]
         if options is not None and options.searcher != "lsr":
             raise ValueError(f"a live index is searched by lsr's engines, not {options.engine!r}")
-        return self.index.search(self.encode_queries(texts), k, options)
+        return self.index.search(self.encode_queries(texts), k, options, filter=filter)
 
     @property
     def doc_ids(self):

@@ -53,7 +53,8 @@ RERANKER_SUBDIR = "slim"
 
 
 class _CorpusTexts:
-    """One pass over ``(doc_id, text)`` pairs or plain texts, yielding texts and collecting ids."""
+    """One pass over ``(doc_id, text)`` pairs, ``(doc_id, text, fields)`` triples or plain texts, yielding
+    texts and collecting ids (and metadata fields, :mod:`index.fields`)."""
 
     def __init__(self, corpus):
         self.corpus = corpus
@@ -63,6 +64,7 @@ class _CorpusTexts:
             raise ValueError("the corpus is empty: nothing to index")
         self._items = itertools.chain([first], self._items)
         self.ids: list[str] = []
+        self.fields: list = []  # per document its fields mapping or None (filled only for triples)
         self.plain = False
         self.n = 0
 
@@ -71,6 +73,11 @@ class _CorpusTexts:
             if isinstance(item, str):
                 self.plain = True
                 text = item
+            elif len(item) == 3:
+                did, text, fields = item
+                self.ids.append(did)
+                self.fields.extend([None] * (len(self.ids) - 1 - len(self.fields)))
+                self.fields.append(fields)
             else:
                 did, text = item
                 self.ids.append(did)
@@ -152,8 +159,11 @@ class Retriever:
             raise ValueError("the corpus mixes plain texts and (doc_id, text) pairs; give one or the other")
         logger.info("encoded %d documents in %.1fs", texts.n, encode_seconds)
         ids = None if texts.plain else texts.ids
+        fields = None
+        if any(f is not None for f in texts.fields):
+            fields = texts.fields + [None] * (texts.n - len(texts.fields))
         index = InvertedIndex.build(docs, doc_ids=ids, vocabulary=encoder.vocabulary, encoder=encoder.describe(),
-                                    **build.to_json())
+                                    fields=fields, **build.to_json())
         if reranker is not None and index.doc_order is not None:  # token vectors follow the documents
             reranker = reranker.reordered(np.asarray(index.doc_order))
         return cls(index, encoder, doc_encode_seconds=encode_seconds, reranker=reranker)
@@ -207,27 +217,37 @@ class Retriever:
         return self.searchers[name]
 
     # ---------------------------------------------------------------- search
-    def search_vectors(self, queries, k: int = 10, options: SearchOptions | None = None, **option_fields
-                       ) -> SearchResults:
+    def search_vectors(self, queries, k: int = 10, options: SearchOptions | None = None, *, filter=None,
+                       **option_fields) -> SearchResults:
         """Top-k documents of encoded queries on the engine ``options`` name (default lsr's exact search).
 
-        ``options`` or its fields as keywords (``engine=``, ``approx=``, ``threads=``).
+        ``options`` or its fields as keywords (``engine=``, ``approx=``, ``threads=``). ``filter``: a metadata
+        filter (:mod:`index.fields`), run by lsr's engines.
         """
         options = options or SearchOptions(**option_fields)
         k = _check_k(k, self.index.n_docs)
-        return self.searcher(options).search(queries, k, options)
+        searcher = self.searcher(options)
+        if filter is None:
+            return searcher.search(queries, k, options)
+        if searcher is not self.index:
+            raise ValueError(f"metadata filters run on lsr's own engines, not {options.engine!r}")
+        return self.index.search(queries, k, options, filter=filter)
 
-    def search(self, texts: Sequence[str], k: int = 10, options: SearchOptions | None = None, **option_fields
-               ) -> SearchResults:
-        """Encode query texts and return their top-k documents (and re-score them with the second stage)."""
+    def search(self, texts: Sequence[str], k: int = 10, options: SearchOptions | None = None, *, filter=None,
+               **option_fields) -> SearchResults:
+        """Encode query texts and return their top-k documents (and re-score them with the second stage).
+
+        ``filter``: only documents whose fields match it (:mod:`index.fields`), e.g. ``{"year": {"gte": 2015}}``.
+        """
         options = options or SearchOptions(**option_fields)
         if isinstance(texts, str):
             texts = [texts]
         k = _check_k(k, self.index.n_docs)
         if self.reranker is None:
-            return self.search_vectors(self.encoder.encode_queries(texts), k, options)
+            return self.search_vectors(self.encoder.encode_queries(texts), k, options, filter=filter)
         queries = self.reranker.encode_queries(texts)
-        first = self.search_vectors(self.reranker.first_stage(queries), max(k, self.reranker.candidates), options)
+        first = self.search_vectors(self.reranker.first_stage(queries), max(k, self.reranker.candidates), options,
+                                    filter=filter)
         return self.reranker.rerank(queries, first, k, threads=options.threads)
 
     def search_run(self, queries: dict[str, str], k: int = 1000, options: SearchOptions | None = None,

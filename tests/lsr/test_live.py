@@ -92,3 +92,40 @@ def test_a_built_index_with_engines_beside_it_is_not_made_live(tmp_path):
     convert_in_place(tmp_path / "idx")
     live = LiveRetriever.open(tmp_path / "idx")
     assert sorted(live.doc_ids) == sorted(d for d, _ in BASE)
+
+
+def test_fields_from_corpus_lines_filter_built_and_live_indexes(tmp_path, capsys):
+    years = {"d1": 2001, "d2": 2010, "d3": 2015, "d4": 2020, "d5": 2021, "d6": 2022}
+    lines = [{"_id": d, "title": "", "text": t, "fields": {"year": years[d], "kind": "pet" if d in ("d1", "d2") else "other"}}
+             for d, t in BASE]
+    base = tmp_path / "base.jsonl"
+    base.write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
+    idx = tmp_path / "idx"
+    assert main(["-q", "index", "build", "--corpus", str(base), "--encoder", "bm25", "--out", str(idx)]) == 0
+    capsys.readouterr()
+
+    def ids(query, flt):
+        assert main(["-q", "search", str(idx), query, "--format", "json", "--filter", json.dumps(flt)]) == 0
+        return [h["doc_id"] for h in json.loads(capsys.readouterr().out)["results"]]
+
+    assert ids("the cat", {"kind": "pet"}) == ["d1", "d2"]
+    assert set(ids("the", {"year": {"gte": 2015}})) <= {"d3", "d4", "d5", "d6"}
+    assert ids("the cat", {"year": {"lt": 2000}}) == []
+    extra = tmp_path / "extra.jsonl"
+    extra.write_text(json.dumps({"_id": "d7", "title": "", "text": "a cat in the garden",
+                                 "fields": {"year": 2023, "kind": "pet"}}) + "\n", encoding="utf-8")
+    assert main(["-q", "index", "add", str(idx), "--corpus", str(extra)]) == 0
+    capsys.readouterr()
+    assert ids("cat garden", {"kind": "pet", "year": {"gt": 2005}}) == ["d7", "d2"]
+    assert LiveRetriever.open(idx).index.fields_of("d7") == {"year": 2023, "kind": "pet"}
+    # bad filters and bad field values are refused with the reason
+    assert main(["-q", "search", str(idx), "cat", "--filter", '{"colour": "red"}']) == 2
+    assert "no document has a field 'colour'" in capsys.readouterr().err
+    assert main(["-q", "search", str(idx), "cat", "--filter", "{year"]) == 2
+    assert "not valid JSON" in capsys.readouterr().err
+    extra.write_text(json.dumps({"_id": "d8", "text": "x", "fields": {"year": "new"}}) + "\n", encoding="utf-8")
+    assert main(["-q", "index", "add", str(idx), "--corpus", str(extra)]) == 1
+    assert "keep one type per field" in capsys.readouterr().err
+    extra.write_text(json.dumps({"_id": "d8", "text": "x", "fields": [1]}) + "\n", encoding="utf-8")
+    assert main(["-q", "index", "add", str(idx), "--corpus", str(extra)]) == 1
+    assert "extra.jsonl:1" in capsys.readouterr().err
