@@ -180,6 +180,21 @@ class SearchStats(NamedTuple):
     engines: tuple = ("taat", "blockmax", "oracle", "pruned")
 
 
+_EXACT = Approx()
+
+
+def check_vocabulary(queries: Vocabulary | tuple | None, index: Vocabulary | None) -> None:
+    """Refuse queries encoded in another vocabulary than the index's (either unknown: accepted)."""
+    if queries is None or index is None:
+        return
+    queries = Vocabulary(*queries)
+    if queries != index:
+        raise VocabularyMismatchError(
+            f"queries use vocabulary {queries.id!r} ({queries.size} terms) but the index was built with "
+            f"{index.id!r} ({index.size} terms); encode the queries with the encoder saved with the index"
+        )
+
+
 class DetailedSearch(NamedTuple):
     """Results plus the work statistics of :meth:`InvertedIndex.search_detailed`."""
 
@@ -486,14 +501,7 @@ class InvertedIndex:
 
     def check_queries(self, queries, vocabulary: Vocabulary | tuple | None = None) -> sp.csr_array:
         """Validate queries against this index (dimension and, if given, vocabulary)."""
-        if vocabulary is not None and self.vocabulary is not None:
-            vocabulary = Vocabulary(*vocabulary)
-            if vocabulary != self.vocabulary:
-                raise VocabularyMismatchError(
-                    f"queries use vocabulary {vocabulary.id!r} ({vocabulary.size} terms) but the index "
-                    f"was built with {self.vocabulary.id!r} ({self.vocabulary.size} terms); encode the "
-                    "queries with the encoder saved with the index"
-                )
+        check_vocabulary(vocabulary, self.vocabulary)
         return as_csr(queries, dim=self.dim, name="queries")
 
     def choose_engines(self, q: sp.csr_array) -> np.ndarray:
@@ -577,6 +585,13 @@ class InvertedIndex:
         """:meth:`search`, plus per-query work statistics (:class:`SearchStats`)."""
         k = _check_k(k, self.n_docs)
         mask = self.allowed(filter, allow)
+        approx = self.check_engine(engine, approx)
+        q = self.check_queries(queries, vocabulary)
+        with numba_threads(threads):
+            return self._execute(q, k, engine, approx, mask, seed_blocks)
+
+    def check_engine(self, engine: str, approx: Approx | None) -> Approx | None:
+        """Refuse an engine this index cannot run; return ``approx`` validated (``None`` when exact)."""
         if engine not in ENGINES:
             raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
         if approx is not None:
@@ -591,7 +606,12 @@ class InvertedIndex:
                 f"{self.manifest.get('block_entry_ratio', '?')} of the postings), which block-max and approximate "
                 "search need; rebuild with block_max=True (CLI: lsr index build --block-max) or use the exact engine"
             )
-        q = self.check_queries(queries, vocabulary)
+        return approx
+
+    def _execute(self, q: sp.csr_array, k: int, engine: str, approx: Approx | None, mask: np.ndarray | None,
+                 seed_blocks: int = DEFAULT_SEED_BLOCKS) -> DetailedSearch:
+        """The search itself, on arguments :meth:`search_detailed` checked (a live index checks them once for
+        all its segments); runs on Numba's current thread setting."""
         n = q.shape[0]
         postings = np.zeros(n, dtype=np.int64)
         blocks = np.zeros(n, dtype=np.int64)
@@ -605,10 +625,9 @@ class InvertedIndex:
         if approx is not None and not approx.uses_blocks:
             out = empty_results(n, k)
             stats = np.zeros((n, 3), dtype=np.int64)
-            with numba_threads(threads):
-                self._run_pruned(q, k, approx, allow8, out, stats)
+            self._run_pruned(q, k, approx, allow8, out, stats)
             if mask is not None:
-                self._fill_filtered(q, k, mask, out, threads)
+                self._fill_filtered(q, k, mask, out)
             return DetailedSearch(out, SearchStats(stats[:, 0], stats[:, 1], np.full(n, 3, dtype=np.uint8)))
         if approx is not None or engine == "blockmax":
             use_bm = np.ones(n, dtype=bool)
@@ -618,21 +637,22 @@ class InvertedIndex:
             use_bm = self.choose_engines(q)
         out = empty_results(n, k)
         stats = np.zeros((n, 3), dtype=np.int64)
-        with numba_threads(threads):
-            for flag in (False, True):
-                rows = np.flatnonzero(use_bm == flag)
-                if rows.size == 0:
-                    continue
-                sub = q if rows.size == n else q[rows]
-                sub_out = out if rows.size == n else empty_results(rows.size, k)
-                sub_stats = stats if rows.size == n else np.zeros((rows.size, 3), dtype=np.int64)
-                self._run_kernel(sub, k, flag, approx or Approx(), seed_blocks, allow8, sub_out, sub_stats)
-                if rows.size != n:
-                    out.doc_idx[rows] = sub_out.doc_idx
-                    out.scores[rows] = sub_out.scores
-                    stats[rows] = sub_stats
+        n_bm = int(np.count_nonzero(use_bm))
+        for flag in (False, True):
+            if n_bm == (0 if flag else n):  # no query for this engine
+                continue
+            rows = np.flatnonzero(use_bm == flag) if 0 < n_bm < n else None
+            if rows is None:
+                self._run_kernel(q, k, flag, approx or _EXACT, seed_blocks, allow8, out, stats)
+                continue
+            sub_out = empty_results(rows.size, k)
+            sub_stats = np.zeros((rows.size, 3), dtype=np.int64)
+            self._run_kernel(q[rows], k, flag, approx or _EXACT, seed_blocks, allow8, sub_out, sub_stats)
+            out.doc_idx[rows] = sub_out.doc_idx
+            out.scores[rows] = sub_out.scores
+            stats[rows] = sub_stats
         if mask is not None and approx is not None:
-            self._fill_filtered(q, k, mask, out, threads)
+            self._fill_filtered(q, k, mask, out)
         return DetailedSearch(out, SearchStats(stats[:, 0], stats[:, 1], use_bm.astype(np.uint8)))
 
     def allowed(self, filter=None, allow: np.ndarray | None = None) -> np.ndarray | None:
@@ -648,17 +668,17 @@ class InvertedIndex:
             mask = allow if mask is None else mask & allow
         return None if mask is None else np.ascontiguousarray(mask)
 
-    def _fill_filtered(self, q: sp.csr_array, k: int, mask: np.ndarray, out: SearchResults, threads) -> None:
+    def _fill_filtered(self, q: sp.csr_array, k: int, mask: np.ndarray, out: SearchResults) -> None:
         """Approximate search under a mask can find fewer than ``k`` allowed documents where ``k`` exist (pruned
         lists or skipped blocks held them): such queries are answered exactly, so a filter never shortens a list."""
         short = np.flatnonzero((out.doc_idx >= 0).sum(axis=1) < min(k, int(mask.sum())))
         if short.size == 0:
             return
-        exact = self.search_detailed(q[short], k, engine="taat", threads=threads, allow=mask).results
+        exact = self._execute(q[short], k, "taat", None, mask).results
         out.doc_idx[short] = exact.doc_idx
         out.scores[short] = exact.scores
 
-    def _block_mask(self, allow8: np.ndarray) -> np.ndarray:
+    def block_mask(self, allow8: np.ndarray) -> np.ndarray:
         """Per block, 1 when it holds an allowed document (cached for the last mask searched: a live index
         searches each segment with the same mask of undeleted documents)."""
         if allow8.shape[0] == 0:
@@ -759,7 +779,7 @@ class InvertedIndex:
             qptr, qidx, qval, a["term_offsets"], a["posting_docs"], a["posting_impacts"], self.scale,
             a["bm_offsets"], a["bm_blocks"], a["bm_max"], a["bm_start"], np.int64(self.block_size),
             np.int64(self.n_docs), np.int64(k), np.float32(approx.alpha), np.int64(approx.max_blocks),
-            np.int64(max(1, seed_blocks)), np.int64(approx.query_terms), allow8, self._block_mask(allow8), nt,
+            np.int64(max(1, seed_blocks)), np.int64(approx.query_terms), allow8, self.block_mask(allow8), nt,
             out.doc_idx, out.scores, stats)
 
     # ------------------------------------------------------------ save/load

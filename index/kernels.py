@@ -101,42 +101,50 @@ def _add_touched(t, w, toff, pdocs, pimp, scale, acc, touched, n_touched):
 
 
 @njit(cache=True, inline="always")
-def _drain_touched(touched, n_touched, acc, hs, hd, k, allow):
-    """Offer every touched document to a top-``k`` heap, zeroing ``acc`` behind; return the heap size.
+def _drain_touched(touched, n_touched, acc, hs, hd, size, k, allow, pos):
+    """Offer every touched document to a top-``k`` heap holding ``size`` entries, zeroing ``acc`` behind;
+    return the heap size.
 
-    ``allow``: per document, 0 where it may not be returned (deleted, or outside a filter); empty: all may."""
-    size = 0
-    ts = np.float32(0)
-    td = np.int32(0)
+    ``allow``: per document, 0 where it may not be returned (deleted, or outside a filter); empty: all may.
+    ``pos``: the id each document enters the heap as (a live index's position across segments, which also
+    breaks ties); empty: its own index."""
+    ts = hs[0] if size == k else np.float32(0)
+    td = hd[0] if size == k else np.int32(0)
     masked = allow.shape[0] > 0
+    mapped = pos.shape[0] > 0
     for i in range(n_touched):
         d = touched[i]
         s = acc[d]
         acc[d] = 0
-        if s > 0 and (not masked or allow[d] != 0) and _admits(size, k, s, d, ts, td):
-            size = _heap_push(hs, hd, size, k, s, d)
-            if size == k:
-                ts = hs[0]
-                td = hd[0]
+        if s > 0 and (not masked or allow[d] != 0):
+            dd = pos[d] if mapped else d
+            if _admits(size, k, s, dd, ts, td):
+                size = _heap_push(hs, hd, size, k, s, dd)
+                if size == k:
+                    ts = hs[0]
+                    td = hd[0]
     return size
 
 
 @njit(cache=True, inline="always")
-def _drain_range(lo, hi, acc, hs, hd, size, k, allow):
-    """Offer documents ``lo..hi-1`` with a positive score (and ``allow``, see :func:`_drain_touched`) to a
-    top-``k`` heap already holding ``size`` entries, zeroing ``acc`` behind; return the new heap size."""
+def _drain_range(lo, hi, acc, hs, hd, size, k, allow, pos):
+    """Offer documents ``lo..hi-1`` with a positive score (``allow`` and ``pos`` as for :func:`_drain_touched`)
+    to a top-``k`` heap already holding ``size`` entries, zeroing ``acc`` behind; return the new heap size."""
     ts = hs[0] if size == k else np.float32(0)
     td = hd[0] if size == k else np.int32(0)
     masked = allow.shape[0] > 0
+    mapped = pos.shape[0] > 0
     for d in range(lo, hi):
         s = acc[d]
         if s > 0:
             acc[d] = 0
-            if (not masked or allow[d] != 0) and _admits(size, k, s, d, ts, td):
-                size = _heap_push(hs, hd, size, k, s, d)
-                if size == k:
-                    ts = hs[0]
-                    td = hd[0]
+            if not masked or allow[d] != 0:
+                dd = pos[d] if mapped else d
+                if _admits(size, k, s, dd, ts, td):
+                    size = _heap_push(hs, hd, size, k, s, dd)
+                    if size == k:
+                        ts = hs[0]
+                        td = hd[0]
     return size
 
 
@@ -146,6 +154,18 @@ def _drain_range(lo, hi, acc, hs, hd, size, k, allow):
 @njit(cache=True)
 def _taat_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, allow, acc, touched, hs, hd,
               out_docs, out_scores, stats):
+    size, postings, n_touched = _taat_into(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, allow,
+                                           np.empty(0, dtype=np.int32), acc, touched, hs, hd, 0)
+    _heap_emit(hs, hd, size, out_docs[qi], out_scores[qi])
+    stats[qi, 0] = postings
+    stats[qi, 1] = 0
+    stats[qi, 2] = n_touched
+
+
+@njit(cache=True)
+def _taat_into(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, allow, pos, acc, touched, hs, hd, size):
+    """Query ``qi`` term at a time over one index, offered to a heap holding ``size`` entries (``allow``,
+    ``pos`` as for :func:`_drain_touched`); return (heap size, postings scored, documents touched)."""
     postings = 0
     for j in range(qptr[qi], qptr[qi + 1]):
         t = qidx[j]
@@ -162,14 +182,11 @@ def _taat_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, allow, 
         else:
             n_touched = _add_touched(t, w, toff, pdocs, pimp, scale, acc, touched, n_touched)
     if dense:
-        size = _drain_range(0, n_docs, acc, hs, hd, 0, k, allow)
+        size = _drain_range(0, n_docs, acc, hs, hd, size, k, allow, pos)
         n_touched = n_docs
     else:
-        size = _drain_touched(touched, n_touched, acc, hs, hd, k, allow)
-    _heap_emit(hs, hd, size, out_docs[qi], out_scores[qi])
-    stats[qi, 0] = postings
-    stats[qi, 1] = 0
-    stats[qi, 2] = n_touched
+        size = _drain_touched(touched, n_touched, acc, hs, hd, size, k, allow, pos)
+    return size, postings, n_touched
 
 
 @njit(parallel=True, cache=True)
@@ -226,7 +243,7 @@ def _find_block(bm_blocks, lo, hi, b):
 
 @njit(cache=True)
 def _score_block(b, terms, weights, m, toff, pdocs, pimp, scale, bm_off, bm_blocks, bm_start,
-                 block_size, acc_block, hs, hd, size, k, allow):
+                 block_size, acc_block, hs, hd, size, k, allow, pos):
     """Score every document of block ``b`` exactly; offer them to the heap; return (size, postings)."""
     base = b * block_size
     postings = 0
@@ -245,16 +262,19 @@ def _score_block(b, terms, weights, m, toff, pdocs, pimp, scale, bm_off, bm_bloc
     ts = hs[0] if size == k else np.float32(0)
     td = hd[0] if size == k else np.int32(0)
     masked = allow.shape[0] > 0
+    mapped = pos.shape[0] > 0
     for o in range(block_size):
         s = acc_block[o]
         if s > 0:
             acc_block[o] = 0
             d = base + o
-            if (not masked or allow[d] != 0) and _admits(size, k, s, d, ts, td):
-                size = _heap_push(hs, hd, size, k, s, d)
-                if size == k:
-                    ts = hs[0]
-                    td = hd[0]
+            if not masked or allow[d] != 0:
+                dd = pos[d] if mapped else d
+                if _admits(size, k, s, dd, ts, td):
+                    size = _heap_push(hs, hd, size, k, s, dd)
+                    if size == k:
+                        ts = hs[0]
+                        td = hd[0]
     return size, postings
 
 
@@ -294,6 +314,23 @@ def _blockmax_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, bm_off, bm_blo
                   block_size, n_docs, k, alpha, max_blocks, seed_blocks, max_terms, allow, block_allow,
                   ub, state, touched, acc, acc_block, terms, weights, bh_s, bh_d, hs, hd,
                   out_docs, out_scores, stats):
+    size, postings, blocks, n_touched = _blockmax_into(
+        qi, qptr, qidx, qval, toff, pdocs, pimp, scale, bm_off, bm_blocks, bm_max, bm_start, block_size, n_docs, k,
+        alpha, max_blocks, seed_blocks, max_terms, allow, block_allow, np.empty(0, dtype=np.int32),
+        ub, state, touched, acc, acc_block, terms, weights, bh_s, bh_d, hs, hd, 0)
+    _heap_emit(hs, hd, size, out_docs[qi], out_scores[qi])
+    stats[qi, 0] = postings
+    stats[qi, 1] = blocks
+    stats[qi, 2] = n_touched
+
+
+@njit(cache=True)
+def _blockmax_into(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, bm_off, bm_blocks, bm_max, bm_start,
+                   block_size, n_docs, k, alpha, max_blocks, seed_blocks, max_terms, allow, block_allow, pos,
+                   ub, state, touched, acc, acc_block, terms, weights, bh_s, bh_d, hs, hd, size):
+    """Query ``qi`` by block-max pruning over one index, offered to a heap holding ``size`` entries (from
+    other segments: its threshold prunes this index's blocks too); ``allow``, ``pos`` as for
+    :func:`_drain_touched`. Returns (heap size, postings scored, blocks scored, blocks touched)."""
     m = _select_terms(qi, qptr, qidx, qval, max_terms, terms, weights)
 
     # ---- phase 1: upper bound of every block the query touches (blocks without an allowed document skipped)
@@ -330,7 +367,6 @@ def _blockmax_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, bm_off, bm_blo
     order_s = np.empty(bsize, dtype=np.float32)
     _heap_emit(bh_s, bh_d, bsize, order_b, order_s)
 
-    size = 0
     postings = 0
     blocks = 0
     for i in range(bsize):
@@ -338,7 +374,7 @@ def _blockmax_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, bm_off, bm_blo
         if size == k and alpha * ub[b] < hs[0]:
             break  # bounds only fall from here on
         size, p = _score_block(b, terms, weights, m, toff, pdocs, pimp, scale, bm_off, bm_blocks, bm_start,
-                               block_size, acc_block, hs, hd, size, k, allow)
+                               block_size, acc_block, hs, hd, size, k, allow, pos)
         postings += p
         blocks += 1
         state[b] = 2  # scored
@@ -371,16 +407,13 @@ def _blockmax_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, bm_off, bm_blo
                 if state[b] == 1:
                     blocks += 1
                     base = b * block_size
-                    size = _drain_range(base, min(base + block_size, n_docs), acc, hs, hd, size, k, allow)
+                    size = _drain_range(base, min(base + block_size, n_docs), acc, hs, hd, size, k, allow, pos)
 
     for i in range(n_touched):
         b = touched[i]
         ub[b] = 0
         state[b] = 0
-    _heap_emit(hs, hd, size, out_docs[qi], out_scores[qi])
-    stats[qi, 0] = postings
-    stats[qi, 1] = blocks
-    stats[qi, 2] = n_touched
+    return size, postings, blocks, n_touched
 
 
 @njit(parallel=True, cache=True)
@@ -430,6 +463,84 @@ def blockmax_search(qptr, qidx, qval, toff, pdocs, pimp, scale, bm_off, bm_block
                           out_docs, out_scores, stats)
 
 
+# ----------------------------------------------------------------------------- segments (a live index)
+
+
+@njit(cache=True, nogil=True)
+def segments_search(qptr, qidx, qval, toffs, pdocss, pimps, scales, seg_docs, allows, poss, bm_offs, bm_blockss,
+                    bm_maxs, bm_starts, block_allows, block_sizes, use_bm, k, alpha, max_blocks, seed_blocks,
+                    max_terms, q_lo, q_hi, out_docs, out_scores, stats):
+    """Exact (or block-approximate) search over the segments of a live index, with one top-k heap per query.
+
+    Segment ``s`` is ``toffs[s], pdocss[s], pimps[s]`` with impact scale ``scales[s]`` over ``seg_docs[s]``
+    documents; ``allows[s]`` (uint8, or empty) masks its deleted and filtered-out documents; ``poss[s]``
+    (int32) maps its documents to live positions, the ids the heap holds and ties break on, so the result
+    equals the oracle over the live documents. ``bm_*s[s]``, ``block_allows[s]`` and ``block_sizes[s]`` are
+    its block-max metadata (as :func:`blockmax_search` takes them); ``use_bm[s, q]`` picks block-max (1)
+    or term-at-a-time (0) per segment and query. Segments are searched in the order given, every one into
+    the same heap, so the threshold reached in one prunes the blocks of the next (as Lucene shares the
+    minimum competitive score across segments); give the largest first. Approximate knobs as for
+    :func:`blockmax_search` (``max_blocks`` then counts per segment). stats[q] = (postings scored, blocks
+    scored, documents or blocks touched), summed over segments.
+
+    Queries ``q_lo .. q_hi - 1`` are searched, on the calling thread without the GIL: the caller runs
+    slices of a batch on threads of its own (a ``prange`` over typed lists costs milliseconds per call).
+    """
+    nq = qptr.shape[0] - 1
+    n_seg = seg_docs.shape[0]
+    max_docs = 1
+    max_blocks_n = 1
+    max_bs = 1
+    for s in range(n_seg):
+        if seg_docs[s] > max_docs:
+            max_docs = seg_docs[s]
+        nb = (seg_docs[s] + block_sizes[s] - 1) // block_sizes[s]
+        if nb > max_blocks_n:
+            max_blocks_n = nb
+        if block_sizes[s] > max_bs:
+            max_bs = block_sizes[s]
+    max_m = 1
+    for qi in range(nq):
+        if qptr[qi + 1] - qptr[qi] > max_m:
+            max_m = qptr[qi + 1] - qptr[qi]
+    n_seed_cap = seed_blocks if max_blocks <= 0 else max_blocks
+    if n_seed_cap < 1:
+        n_seed_cap = 1
+    acc = np.zeros(max_docs, dtype=np.float32)
+    touched = np.empty(max(max_docs, max_blocks_n), dtype=np.int32)
+    ub = np.zeros(max_blocks_n, dtype=np.float32)
+    state = np.zeros(max_blocks_n, dtype=np.uint8)
+    acc_block = np.zeros(max_bs, dtype=np.float32)
+    terms = np.empty(max_m, dtype=np.int32)
+    weights = np.empty(max_m, dtype=np.float32)
+    bh_s = np.empty(n_seed_cap, dtype=np.float32)
+    bh_d = np.empty(n_seed_cap, dtype=np.int32)
+    hs = np.empty(k, dtype=np.float32)
+    hd = np.empty(k, dtype=np.int32)
+    for qi in range(q_lo, q_hi):
+        size = 0
+        postings = 0
+        blocks = 0
+        seen = 0
+        for s in range(n_seg):
+            if use_bm[s, qi]:
+                size, p, b, t = _blockmax_into(
+                    qi, qptr, qidx, qval, toffs[s], pdocss[s], pimps[s], scales[s], bm_offs[s], bm_blockss[s],
+                    bm_maxs[s], bm_starts[s], block_sizes[s], seg_docs[s], k, alpha, max_blocks, seed_blocks,
+                    max_terms, allows[s], block_allows[s], poss[s], ub, state, touched, acc, acc_block, terms,
+                    weights, bh_s, bh_d, hs, hd, size)
+                blocks += b
+            else:
+                size, p, t = _taat_into(qi, qptr, qidx, qval, toffs[s], pdocss[s], pimps[s], scales[s],
+                                        seg_docs[s], k, allows[s], poss[s], acc, touched, hs, hd, size)
+            postings += p
+            seen += t
+        _heap_emit(hs, hd, size, out_docs[qi], out_scores[qi])
+        stats[qi, 0] = postings
+        stats[qi, 1] = blocks
+        stats[qi, 2] = seen
+
+
 # ----------------------------------------------------------------------------- pruned TAAT + rescoring
 
 
@@ -438,6 +549,7 @@ def _pruned_one(qi, qptr, qidx, qval, fptr, fterms, fimp, ctoff, cdocs, cimp, sc
                 acc, touched, qdense, terms, weights, cs, cd, hs, hd, out_docs, out_scores, stats):
     m = _select_terms(qi, qptr, qidx, qval, max_terms, terms, weights)
     n_docs = acc.shape[0]
+    nopos = np.empty(0, dtype=np.int32)
     postings = 0
     for i in range(m):
         postings += ctoff[terms[i] + 1] - ctoff[terms[i]]
@@ -456,10 +568,10 @@ def _pruned_one(qi, qptr, qidx, qval, fptr, fterms, fimp, ctoff, cdocs, cimp, sc
             n_touched = _add_touched(t, ws, ctoff, cdocs, cimp, np.float32(1), acc, touched, n_touched)
     # the n_cand best documents by partial score
     if dense:
-        csize = _drain_range(0, n_docs, acc, cs, cd, 0, n_cand, allow)
+        csize = _drain_range(0, n_docs, acc, cs, cd, 0, n_cand, allow, nopos)
         n_touched = n_docs
     else:
-        csize = _drain_touched(touched, n_touched, acc, cs, cd, n_cand, allow)
+        csize = _drain_touched(touched, n_touched, acc, cs, cd, 0, n_cand, allow, nopos)
     # their exact scores from the forward index: each document's terms ascend, so every score is
     # summed in ascending term-id order, as the exact engines sum it (terms outside the query add 0)
     for j in range(qptr[qi], qptr[qi + 1]):

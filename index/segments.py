@@ -145,19 +145,13 @@ class _Segment:
         self.deleted = np.zeros(index.n_docs, dtype=bool)
         self.deleted[deleted] = True
         self.deleted.flags.writeable = False
+        self.n_deleted = int(deleted.size and self.deleted.sum())
+        self.n_live = index.n_docs - self.n_deleted
         # the kernels' mask of live documents (None: all live); read-only, so the index caches its block mask
         self.live = None
         if deleted.size:
             self.live = ~self.deleted
             self.live.flags.writeable = False
-
-    @property
-    def n_deleted(self) -> int:
-        return int(self.deleted.sum())
-
-    @property
-    def n_live(self) -> int:
-        return self.index.n_docs - self.n_deleted
 
 
 class SegmentedIndex:
@@ -302,12 +296,17 @@ class SegmentedIndex:
             starts.append(start)
             start += live.size
         self._doc_ids = LiveDocIds(self.segments, np.asarray(starts, dtype=np.int64), live_locals, start)
+        self._klists: dict | None = None  # the segments as kernel arguments, built on first search
+        self._segment_schema: dict[str, str] = {}
+        for seg in self.segments:
+            for name, kind in seg.index.fields.schema.items():
+                self._segment_schema.setdefault(name, kind)
 
     @property
     def schema(self) -> dict[str, str]:
         """Field name -> type (``keyword`` / ``numeric``) over every segment and buffered document."""
-        out: dict[str, str] = {}
-        for f in [seg.index.fields for seg in self.segments] + self._pending_fields:
+        out = dict(self._segment_schema)
+        for f in self._pending_fields:
             for name, kind in f.schema.items():
                 out.setdefault(name, kind)
         return out
@@ -573,9 +572,23 @@ class SegmentedIndex:
             :class:`SearchResults` whose ``doc_idx`` index :attr:`doc_ids`.
         """
         from .fields import parse_filter
+        from .inverted import check_vocabulary
         from .oracle import _check_k
+        from .threads import numba_threads
 
-        q = as_csr(queries, name="queries")
+        unknown = set(search_options) - {"engine", "approx", "threads", "vocabulary"}
+        if unknown:
+            raise TypeError(f"unknown search options: {', '.join(sorted(unknown))}")
+        engine = search_options.get("engine", "auto")
+        approx, threads = search_options.get("approx"), search_options.get("threads")
+        if options is not None:
+            if options.searcher != "lsr":
+                raise ValueError(f"a live index is searched by lsr's engines, not {options.engine!r}")
+            engine, approx, threads = options.engine, options.approx, options.threads
+        if engine == "lsr":
+            engine = "auto"
+        check_vocabulary(search_options.get("vocabulary"), self.vocabulary)
+        q = as_csr(queries, dim=self.dim, name="queries")  # checked once for every segment
         k = _check_k(k, self.n_docs)
         n = q.shape[0]
         out = empty_results(n, k)
@@ -584,33 +597,135 @@ class SegmentedIndex:
             parse_filter(filter, schema)  # a malformed filter fails even on an empty index
         if self.n_docs == 0 or n == 0:
             return out
+        with numba_threads(threads):
+            if engine != "oracle" and (approx is None or approx.validate().exact or approx.uses_blocks):
+                return self._search_in_one_heap(q, k, engine, approx, filter, schema, out)
+            return self._merge_segment_lists(q, k, engine, approx, filter, schema, out)
+
+    def _merge_segment_lists(self, q, k: int, engine: str, approx, filter, schema, out: SearchResults) -> SearchResults:
+        """Each segment's own top-k (the oracle, the pruned approximate engine), merged by score, then live position."""
         cand_idx, cand_scores = [], []
         for seg, pos in zip(self.segments, self._live_pos):
             if seg.n_live == 0:
                 continue
-            allow = seg.live
-            if filter is not None:
-                matched = seg.index.fields.mask(filter, schema=schema)
-                allow = matched if allow is None else matched & allow
-                if not allow.any():
-                    continue
-            res = seg.index.search(q, min(k, seg.index.n_docs), options, allow=allow, **search_options)
+            allow = self._allowed(seg, filter, schema)
+            if allow is not None and not allow.any():
+                continue
+            seg_approx = seg.index.check_engine(engine, approx)
+            res = seg.index._execute(q, min(k, seg.index.n_docs), engine, seg_approx, allow).results
             cand_idx.append(np.where(res.doc_idx >= 0, pos[np.maximum(res.doc_idx, 0)], -1))
             cand_scores.append(res.scores)
         if not cand_idx:
             return out
         idx = np.concatenate(cand_idx, axis=1)
         scores = np.concatenate(cand_scores, axis=1).astype(np.float32)
-        if len(cand_idx) == 1 and idx.shape[1] == k:  # one segment: its order is the answer
-            out.doc_idx[:] = idx
-            out.scores[:] = np.where(idx >= 0, scores, -np.inf)
-            return out
-        for i in range(n):
+        for i in range(q.shape[0]):
             valid = idx[i] >= 0
             order = np.lexsort((np.where(valid, idx[i], np.iinfo(np.int64).max), -scores[i], ~valid))[:k]
             order = order[valid[order]]
             out.doc_idx[i, :order.size] = idx[i][order]
             out.scores[i, :order.size] = scores[i][order]
+        return out
+
+    @staticmethod
+    def _allowed(seg: _Segment, filter, schema) -> np.ndarray | None:
+        """A segment's mask of live documents that match ``filter`` (``None``: all of them)."""
+        if filter is None:
+            return seg.live
+        matched = seg.index.fields.mask(filter, schema=schema)
+        return matched if seg.live is None else matched & seg.live
+
+    def _kernel_segments(self) -> dict | None:
+        """The segments' arrays as Numba typed lists for :func:`~index.kernels.segments_search` (largest
+        segment first), built once per snapshot; ``None`` when the segments' layouts differ (a plain index
+        of another quantization): then each segment is searched on its own and the lists merged."""
+        if self._klists is not None:
+            return self._klists or None
+        from numba.typed import List
+
+        def frozen(a, dtype=None):
+            v = np.asarray(a if dtype is None else np.asarray(a, dtype=dtype)).view()
+            v.flags.writeable = False
+            return v
+
+        order = sorted((i for i, seg in enumerate(self.segments) if seg.n_live),
+                       key=lambda i: (-self.segments[i].n_live, i))
+        if not order or len({self.segments[i].index._k["posting_impacts"].dtype for i in order}) != 1:
+            self._klists = {}
+            return None
+        lists = {name: List() for name in ("toffs", "pdocss", "pimps", "poss", "bm_offs", "bm_blockss", "bm_maxs",
+                                           "bm_starts", "allows", "block_allows")}
+        for i in order:
+            seg, a = self.segments[i], self.segments[i].index._k
+            lists["toffs"].append(frozen(a["term_offsets"]))
+            lists["pdocss"].append(frozen(a["posting_docs"]))
+            lists["pimps"].append(frozen(a["posting_impacts"]))
+            lists["poss"].append(frozen(self._live_pos[i], np.int32))
+            for key, name in (("bm_offsets", "bm_offs"), ("bm_blocks", "bm_blockss"), ("bm_max", "bm_maxs"),
+                              ("bm_start", "bm_starts")):
+                lists[name].append(frozen(a[key]))
+            allow8 = np.zeros(0, dtype=np.uint8) if seg.live is None else seg.live.view(np.uint8)
+            lists["allows"].append(frozen(allow8))
+            lists["block_allows"].append(frozen(seg.index.block_mask(allow8)))
+        self._klists = dict(lists, order=order,
+                            scales=np.asarray([self.segments[i].index.scale for i in order], dtype=np.float32),
+                            seg_docs=np.asarray([self.segments[i].index.n_docs for i in order], dtype=np.int64),
+                            block_sizes=np.asarray([self.segments[i].index.block_size for i in order], dtype=np.int64))
+        return self._klists
+
+    def _search_in_one_heap(self, q, k: int, engine: str, approx, filter, schema, out: SearchResults) -> SearchResults:
+        """Exact (and block-approximate) search of every segment into one heap per query (see
+        :func:`~index.kernels.segments_search`); per-segment search and a merge where the lists cannot be made."""
+        import numba
+        from numba.typed import List
+
+        from . import kernels
+        from .inverted import _EXACT, DEFAULT_SEED_BLOCKS
+
+        kl = self._kernel_segments()
+        if kl is None:
+            return self._merge_segment_lists(q, k, engine, approx, filter, schema, out)
+        order = kl["order"]
+        approx = self.segments[order[0]].index.check_engine(engine, approx)
+        for i in order:
+            self.segments[i].index.check_engine(engine, approx)
+        allows, block_allows = kl["allows"], kl["block_allows"]
+        if filter is not None:
+            allows, block_allows = List(), List()
+            for i in order:
+                seg = self.segments[i]
+                allow8 = self._allowed(seg, filter, schema).view(np.uint8)
+                allow8.flags.writeable = False
+                allows.append(allow8)
+                block_allows.append(seg.index.block_mask(allow8))
+        n = q.shape[0]
+        use_bm = np.empty((len(order), n), dtype=np.uint8)
+        for row, i in enumerate(order):
+            if approx is not None or engine == "blockmax":
+                use_bm[row] = 1
+            elif engine == "taat":
+                use_bm[row] = 0
+            else:
+                use_bm[row] = self.segments[i].index.choose_engines(q)
+        ap = approx or _EXACT
+        stats = np.zeros((n, 3), dtype=np.int64)
+        args = (q.indptr.astype(np.int64, copy=False), q.indices.astype(np.int32, copy=False),
+                q.data.astype(np.float32, copy=False), kl["toffs"], kl["pdocss"], kl["pimps"], kl["scales"],
+                kl["seg_docs"], allows, kl["poss"], kl["bm_offs"], kl["bm_blockss"], kl["bm_maxs"], kl["bm_starts"],
+                block_allows, kl["block_sizes"], use_bm, np.int64(k), np.float32(ap.alpha), np.int64(ap.max_blocks),
+                np.int64(DEFAULT_SEED_BLOCKS), np.int64(ap.query_terms))
+        nt = min(numba.get_num_threads(), n)
+        if nt <= 1:
+            kernels.segments_search(*args, np.int64(0), np.int64(n), out.doc_idx, out.scores, stats)
+            return out
+        from concurrent.futures import ThreadPoolExecutor
+
+        bounds = np.linspace(0, n, nt + 1).astype(np.int64)
+        with ThreadPoolExecutor(nt) as pool:  # the kernel runs without the GIL: one slice of the batch per thread
+            jobs = [pool.submit(kernels.segments_search, *args, lo, hi, out.doc_idx, out.scores, stats)
+                    for lo, hi in zip(bounds[:-1], bounds[1:])]
+            for job in jobs:
+                job.result()
         return out
 
     def size_bytes(self) -> int:
