@@ -38,6 +38,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from .errors import DataFormatError, DatasetNotFoundError, MissingCorpusError
 
@@ -222,6 +223,17 @@ def read_qrels(path: Path) -> QrelsFile:
 
 
 # --------------------------------------------------------------------------- corpus
+class Document(NamedTuple):
+    """A corpus line as :func:`load_corpus` yields it with ``fields=True``: the text to encode (title and body
+    joined as BEIR does), the line's ``"fields"`` object (metadata for filters, or ``None``) and what an index
+    may store for display (``{"title": ..., "text": ...}``)."""
+
+    doc_id: str
+    text: str
+    fields: dict | None
+    stored: dict
+
+
 class Corpus:
     """A re-iterable stream of ``(doc_id, text)``; nothing is held in memory.
 
@@ -275,14 +287,15 @@ def _beir_corpus(path: Path, fields: bool = False) -> Corpus:
                 raise DataFormatError(f"{path}:{lineno}: document id {did!r} occurs twice (first at line "
                                       f"{_first_line_of(path, did)}); ids must be unique")
             seen.add(did)
-            text = join_title_text(_text_field(obj, "title", path, lineno), _text_field(obj, "text", path, lineno))
+            title, body = _text_field(obj, "title", path, lineno), _text_field(obj, "text", path, lineno)
+            text = join_title_text(title, body)
             n += 1
             if fields:
                 meta = obj.get("fields")
                 if meta is not None and not isinstance(meta, dict):
                     raise DataFormatError(f'{path}:{lineno}: "fields" must be an object of name: value (keyword '
                                           f"strings or numbers), got {type(meta).__name__}")
-                yield did, text, meta
+                yield Document(did, text, meta, {"title": title, "text": body})
             else:
                 yield did, text
         if n == 0:
@@ -526,8 +539,9 @@ def load_corpus(path: str | os.PathLike, data_dir: str | os.PathLike | None = No
     """A corpus alone: a ``corpus.jsonl[.gz]`` file, or a folder (or data set name) holding one.
 
     Queries and qrels are not needed (e.g. ``samples/msmarco-passage-first1000``). ``fields``: yield
-    ``(doc_id, text, fields)`` with each line's ``"fields"`` object (metadata for filtered search,
-    :mod:`index.fields`; ``None`` when a line has none) instead of ``(doc_id, text)``.
+    :class:`Document` ``(doc_id, text, fields, stored)``, with each line's ``"fields"`` object (metadata for
+    filtered search, :mod:`index.fields`; ``None`` when a line has none) and its title and body, instead of
+    ``(doc_id, text)``.
     """
     p = Path(path).expanduser()
     if p.is_file():

@@ -70,6 +70,7 @@ from .storage import (
     write_array,
     write_json,
 )
+from .stored import StoredDocs
 from .threads import numba_threads  # noqa: F401 - re-exported: index.inverted.numba_threads
 
 logger = logging.getLogger(__name__)
@@ -97,7 +98,7 @@ DEFAULT_SEED_BLOCKS = 16
 
 REQUIRED_ARRAYS = ("term_offsets", "posting_docs", "posting_impacts", "term_max", "bm_offsets", "bm_blocks",
                    "bm_max", "bm_start", "doc_nnz", "docid_bytes", "docid_offsets")
-OPTIONAL_ARRAYS = ("doc_order",)  # present when the documents were reordered
+OPTIONAL_ARRAYS = ("doc_order", "stored_bytes", "stored_offsets")  # reordered documents; stored texts
 
 
 class Vocabulary(NamedTuple):
@@ -251,6 +252,8 @@ class InvertedIndex:
         self.vocabulary = Vocabulary.from_json(manifest.get("vocabulary"))
         self.encoder = manifest.get("encoder")
         self.fields = Fields.from_arrays(self.n_docs, manifest.get("fields") or [], arrays, str(path or "index"))
+        #: each document's stored title and text (:mod:`index.stored`), or None when the index stores none
+        self.stored = StoredDocs.from_arrays(arrays, self.n_docs, str(path or "index"))
         self._postings: sp.csr_array | None = None
         self._block_allow: tuple | None = None  # (mask, its block mask): the last filter's, reused
         self._k = {name: np.asarray(a) for name, a in arrays.items()}  # plain ndarray views for kernels
@@ -269,6 +272,7 @@ class InvertedIndex:
         block_max: bool | str = "auto",
         reorder: str | None = None,
         fields: Sequence | Fields | None = None,
+        stored: Sequence | StoredDocs | None = None,
     ) -> InvertedIndex:
         """Build an index from document vectors held in memory.
 
@@ -292,6 +296,8 @@ class InvertedIndex:
                 map them back; ties among equal scores break by the new order.
             fields: metadata per document for filtered search (:mod:`index.fields`): one mapping (or
                 ``None``) per document, or a :class:`~index.fields.Fields`; stored as memory-mapped columns.
+            stored: what to keep of each document for display (:mod:`index.stored`): one object (e.g.
+                ``{"title": ..., "text": ...}``) or ``None`` per document; the kernels never read it.
 
         For corpora that do not fit in memory, use :class:`index.IndexBuilder`.
         """
@@ -306,6 +312,10 @@ class InvertedIndex:
             fields = Fields.from_records(fields, doc_ids=doc_ids)
         if fields is not None and fields.n_docs != n_docs:
             raise ValueError(f"fields of {fields.n_docs} documents for {n_docs} documents")
+        if stored is not None and not isinstance(stored, StoredDocs):
+            stored = StoredDocs.from_records(stored)
+        if stored is not None and len(stored) != n_docs:
+            raise ValueError(f"{len(stored)} stored documents for {n_docs} documents")
         order, reorder_info = None, None
         if reorder is not None:
             if reorder != "bp":
@@ -318,6 +328,7 @@ class InvertedIndex:
             ids = list(doc_ids) if doc_ids is not None else [str(i) for i in range(n_docs)]
             doc_ids = [ids[i] for i in order]
             fields = fields.take(order) if fields is not None else None
+            stored = stored.take(order) if stored is not None else None
             reorder_info = {"method": "bp", "seconds": round(r.seconds, 3), "depth": r.depth,
                             "log2_gap_before": round(r.cost_before, 4), "log2_gap_after": round(r.cost_after, 4)}
         postings = sp.csr_array(d.T)  # dim x n_docs, doc indices ascending within each term
@@ -329,13 +340,14 @@ class InvertedIndex:
             doc_nnz=np.diff(d.indptr).astype(np.int32),
             doc_ids=doc_ids, vocabulary=vocabulary, encoder=encoder, quantization=quantization,
             block_size=block_size, block_max=block_max, started=start, doc_order=order, reorder_info=reorder_info,
-            fields=fields,
+            fields=fields, stored=stored,
         )
 
     @classmethod
     def from_postings(cls, *, term_offsets, posting_docs, posting_impacts, doc_nnz, doc_ids, vocabulary, encoder,
                       quantization, block_size, block_max: bool | str = "auto", started=None,
-                      scale=None, doc_order=None, reorder_info=None, fields: Fields | None = None) -> InvertedIndex:
+                      scale=None, doc_order=None, reorder_info=None, fields: Fields | None = None,
+                      stored: StoredDocs | None = None) -> InvertedIndex:
         """Assemble an index from term-major postings (float32 impacts, or codes with ``scale``).
 
         ``doc_order`` (int64 ``[n_docs]``): the original row of each document when reordered.
@@ -403,6 +415,8 @@ class InvertedIndex:
                 raise ValueError(f"fields of {fields.n_docs} documents for {n_docs} documents")
             field_arrays, field_entries = fields.to_arrays()
             arrays.update(field_arrays)
+        if stored is not None:
+            arrays.update(stored.to_arrays())
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -465,6 +479,32 @@ class InvertedIndex:
         offs = self._k["term_offsets"]
         lo, hi = offs[term], offs[term + 1]
         return self._k["posting_docs"][lo:hi], self._impacts_float(self._k["posting_impacts"][lo:hi])
+
+    def document_vector(self, doc: int) -> tuple[np.ndarray, np.ndarray]:
+        """One document's ``(term ids, weights)``, read from the posting lists of its terms (its row of the
+        forward index when that is built; else a search of every posting list, ~1 ms per million postings)."""
+        doc = int(doc)
+        if not 0 <= doc < self.n_docs:
+            raise IndexError(f"document {doc} out of range [0, {self.n_docs})")
+        if self._forward is not None:
+            fptr, fterms, fimp = self._forward
+            lo, hi = fptr[doc], fptr[doc + 1]
+            return fterms[lo:hi].astype(np.int64), self._impacts_float(fimp[lo:hi])
+        a = self._k
+        at = np.flatnonzero(np.asarray(a["posting_docs"]) == doc)  # its postings, in term order
+        terms = np.searchsorted(a["term_offsets"], at, side="right") - 1
+        return terms.astype(np.int64), self._impacts_float(np.asarray(a["posting_impacts"])[at]).astype(np.float32)
+
+    def term_weights(self, doc: int, terms: np.ndarray) -> np.ndarray:
+        """The document's weight of each of ``terms`` (0 where it lacks one): a binary search per posting list."""
+        out = np.zeros(len(terms), dtype=np.float32)
+        toff, pdocs, pimp = self._k["term_offsets"], self._k["posting_docs"], self._k["posting_impacts"]
+        for i, t in enumerate(np.asarray(terms, dtype=np.int64)):
+            lo, hi = int(toff[t]), int(toff[t + 1])
+            j = lo + int(np.searchsorted(pdocs[lo:hi], doc))
+            if j < hi and pdocs[j] == doc:
+                out[i] = float(pimp[j]) * float(self.scale)
+        return out
 
     def document_vectors(self) -> sp.csr_array:
         """All document vectors, ``n_docs x dim`` CSR (de-quantized), rebuilt from the postings (for exports)."""

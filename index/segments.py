@@ -16,12 +16,15 @@ copy in its segment. After a commit, the merge policy folds the smallest segment
 are more than ``max_segments``; :meth:`~SegmentedIndex.compact` merges everything into one segment.
 Files no commit point among the last ``keep_commits`` refers to are removed.
 
-Search is exact: each segment is searched with a mask of its live documents (and of the documents a
-metadata filter matches, :mod:`index.fields`), which the kernels honour while collecting the top-k, so
-each returns its best ``k`` live, matching documents; the lists are merged by score, ties by the smaller
-live position (segments in commit order, documents in segment order), so the top-k equals the oracle
-over the live documents in that order. Every engine of :class:`~index.inverted.InvertedIndex` (exact,
-block-max, approximate) runs per segment through the same :class:`~index.searcher.SearchOptions`.
+Search is exact: one kernel call searches every segment, largest first, into one top-k heap per query
+(:func:`~index.kernels.segments_search`), with a mask of each segment's live documents (and of those a
+metadata filter matches, :mod:`index.fields`) that the kernels honour while collecting, and each document
+entering the heap as its live position (segments in commit order, documents in segment order), which
+breaks ties; so the top-k equals the oracle over the live documents in that order. As in Lucene, whose
+segments share the minimum competitive score, the threshold reached in one segment prunes the blocks
+of the next. Every engine of :class:`~index.inverted.InvertedIndex` runs through the same
+:class:`~index.searcher.SearchOptions`: exact, block-max and its approximate knobs in the one heap; the
+oracle and the pruned approximate engine per segment, their lists merged by score, then live position.
 Documents carry their fields from :meth:`~SegmentedIndex.add` into their segment; merges keep them.
 
 Document vectors go in pre-encoded; encoding text is the ``lsr`` layer's job. Scores depend only on
@@ -54,6 +57,7 @@ from .inverted import InvertedIndex, Vocabulary
 from .results import SearchResults, empty_results
 from .sparse import as_csr
 from .storage import MANIFEST, write_lock
+from .stored import StoredDocs
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +66,8 @@ MARKER = "segments.json"
 SEGMENTS = "segments"
 LEGACY_SEGMENT = "."  # a plain index folder opened as a one-segment live index: the folder itself
 _COMMIT = re.compile(r"^commit-(\d{10})\.json$")
+#: the document masks of this many recent filters are kept per snapshot (a server repeats its filters)
+FILTER_CACHE = 16
 
 
 def _commit_name(generation: int) -> str:
@@ -179,6 +185,7 @@ class SegmentedIndex:
         self._pending_ids: dict[str, int] = {}  # doc id -> row of _pending_rows (the last add of an id wins)
         self._pending_rows: list[sp.csr_array] = []
         self._pending_fields: list[Fields] = []  # one per entry of _pending_rows
+        self._pending_stored: list[StoredDocs] = []  # one per entry of _pending_rows
         self._pending_deletes: set[str] = set()
         self._index_views()
 
@@ -313,10 +320,24 @@ class SegmentedIndex:
 
     def fields_of(self, doc_id: str) -> dict:
         """The metadata fields of a live document (``KeyError`` when it is not live)."""
+        return self.document(doc_id)["fields"]
+
+    def document(self, doc_id: str) -> dict:
+        """A live document: ``{"id", "fields", "stored", "segment", "vector"}`` (``stored``: its title and
+        text when kept, else ``None``; ``vector``: ``(term ids, weights)``). ``KeyError`` when it is not live."""
         found = self._where(str(doc_id))
         if found is None:
             raise KeyError(f"document {doc_id!r} is not in the index")
-        return self.segments[found[0]].index.fields.record(found[1])
+        seg = self.segments[found[0]]
+        return {"id": str(doc_id), "fields": seg.index.fields.record(found[1]),
+                "stored": seg.index.stored.get(found[1]) if seg.index.stored is not None else None,
+                "segment": seg.name, "vector": seg.index.document_vector(found[1])}
+
+    def locate(self, live_position: int) -> tuple[InvertedIndex, int]:
+        """The segment index and local document of a live position (what :class:`SearchResults` hold)."""
+        doc_id = self._doc_ids[int(live_position)]
+        si, local = self._where(doc_id)
+        return self.segments[si].index, local
 
     def _where(self, doc_id: str) -> tuple[int, int] | None:
         """(segment, local index) of a live document, or None."""
@@ -356,11 +377,13 @@ class SegmentedIndex:
         return self._where(doc_id) is not None
 
     # ---------------------------------------------------------------- writes
-    def add(self, doc_ids: Sequence[str], vectors, fields: Sequence | None = None) -> None:
+    def add(self, doc_ids: Sequence[str], vectors, fields: Sequence | None = None,
+            stored: Sequence | None = None) -> None:
         """Buffer documents (an id that is live, or already buffered, is replaced: upsert). Visible after :meth:`commit`.
 
         ``fields``: per document, a mapping of metadata fields (or ``None``), see :mod:`index.fields`; a field
-        keeps the type it has in the index (a value of the other type is refused).
+        keeps the type it has in the index (a value of the other type is refused). ``stored``: per document
+        an object kept for display (its title and text, :mod:`index.stored`), or ``None``.
         """
         self._writable()
         d = as_csr(vectors, name="documents")
@@ -375,9 +398,13 @@ class SegmentedIndex:
             raise ValueError(f"{len(fields)} field records for {len(ids)} documents")
         recs = Fields.from_records(fields if fields is not None else [None] * len(ids), doc_ids=ids,
                                    schema=self.schema)
+        if stored is not None and len(stored) != len(ids):
+            raise ValueError(f"{len(stored)} stored documents for {len(ids)} documents")
+        kept = StoredDocs.from_records(stored if stored is not None else [None] * len(ids))
         base = sum(r.shape[0] for r in self._pending_rows)
         self._pending_rows.append(d)
         self._pending_fields.append(recs)
+        self._pending_stored.append(kept)
         for offset, doc_id in enumerate(ids):
             self._pending_ids[doc_id] = base + offset  # a later add of the same id wins
             self._pending_deletes.discard(doc_id)
@@ -449,7 +476,8 @@ class SegmentedIndex:
                 next_segment += 1
                 picked = np.asarray([r for _, r in order])
                 self._write_segment(name, [i for i, _ in order], rows[picked],
-                                    Fields.concat(self._pending_fields).take(picked))
+                                    Fields.concat(self._pending_fields).take(picked),
+                                    StoredDocs.concat(self._pending_stored).take(picked))
                 segments.append({"name": name, "n_docs": len(order), "deletes": None, "n_deleted": 0})
             segments = [s for s in segments if s["n_docs"] > s["n_deleted"]]  # fully deleted: dropped
             commit = {"format": FORMAT, "generation": generation, "segments": segments,
@@ -461,12 +489,14 @@ class SegmentedIndex:
             self._collect_garbage()
         return self.generation
 
-    def _write_segment(self, name: str, ids: list[str], vectors: sp.csr_array, fields: Fields) -> None:
+    def _write_segment(self, name: str, ids: list[str], vectors: sp.csr_array, fields: Fields,
+                       stored: StoredDocs) -> None:
         target = self.path / SEGMENTS / name
         if target.exists():  # left by a commit that crashed before its commit point: no commit refers to it
             shutil.rmtree(target)
         InvertedIndex.build(vectors, doc_ids=ids, vocabulary=self.vocabulary, encoder=self.marker.get("encoder"),
-                            fields=fields, **self.marker.get("build", {})).save(target, overwrite=False)
+                            fields=fields, stored=stored if any(len(s) for s in stored.docs) else None,
+                            **self.marker.get("build", {})).save(target, overwrite=False)
 
     def _adopt(self, commit: dict) -> None:
         """Switch to ``commit``: segments it keeps stay loaded (with their id tables); new ones are opened."""
@@ -484,7 +514,7 @@ class SegmentedIndex:
             segments.append(seg)
         self.segments = segments
         self._pending_ids, self._pending_rows, self._pending_deletes = {}, [], set()
-        self._pending_fields = []
+        self._pending_fields, self._pending_stored = [], []
         self._index_views()
 
     # ---------------------------------------------------------------- merges
@@ -509,12 +539,14 @@ class SegmentedIndex:
         """Fold the segments ``which`` into one new segment (live documents, in live order) and commit."""
         if not which:
             return
-        parts, ids, fields = [], [], []
+        parts, ids, fields, stored = [], [], [], []
         for si in which:
             seg = self.segments[si]
             live = np.flatnonzero(~seg.deleted)
             parts.append(seg.index.document_vectors()[live])
             fields.append(seg.index.fields.take(live))
+            stored.append(seg.index.stored.take(live) if seg.index.stored is not None
+                          else StoredDocs.empty(live.size))
             seg_ids = seg.index.doc_ids
             ids.extend(seg_ids[int(i)] for i in live)
         segments = [dict(s) for s in self.commit_point["segments"]]
@@ -522,7 +554,8 @@ class SegmentedIndex:
         name = f"seg-{next_segment:08d}"
         generation = self.generation + 1
         if ids:
-            self._write_segment(name, ids, sp.csr_array(sp.vstack(parts, format="csr")), Fields.concat(fields))
+            self._write_segment(name, ids, sp.csr_array(sp.vstack(parts, format="csr")), Fields.concat(fields),
+                                StoredDocs.concat(stored))
         merged = {"name": name, "n_docs": len(ids), "deletes": None, "n_deleted": 0}
         first = min(which)
         kept = [s for i, s in enumerate(segments) if i not in set(which)]
@@ -667,7 +700,7 @@ class SegmentedIndex:
             allow8 = np.zeros(0, dtype=np.uint8) if seg.live is None else seg.live.view(np.uint8)
             lists["allows"].append(frozen(allow8))
             lists["block_allows"].append(frozen(seg.index.block_mask(allow8)))
-        self._klists = dict(lists, order=order,
+        self._klists = dict(lists, order=order, filters={},
                             scales=np.asarray([self.segments[i].index.scale for i in order], dtype=np.float32),
                             seg_docs=np.asarray([self.segments[i].index.n_docs for i in order], dtype=np.int64),
                             block_sizes=np.asarray([self.segments[i].index.block_size for i in order], dtype=np.int64))
@@ -691,13 +724,20 @@ class SegmentedIndex:
             self.segments[i].index.check_engine(engine, approx)
         allows, block_allows = kl["allows"], kl["block_allows"]
         if filter is not None:
-            allows, block_allows = List(), List()
-            for i in order:
-                seg = self.segments[i]
-                allow8 = self._allowed(seg, filter, schema).view(np.uint8)
-                allow8.flags.writeable = False
-                allows.append(allow8)
-                block_allows.append(seg.index.block_mask(allow8))
+            key = json.dumps(filter, sort_keys=True)
+            cached = kl["filters"].get(key)
+            if cached is None:
+                allows, block_allows = List(), List()
+                for i in order:
+                    seg = self.segments[i]
+                    allow8 = self._allowed(seg, filter, schema).view(np.uint8)
+                    allow8.flags.writeable = False
+                    allows.append(allow8)
+                    block_allows.append(seg.index.block_mask(allow8))
+                if len(kl["filters"]) >= FILTER_CACHE:
+                    kl["filters"].pop(next(iter(kl["filters"])))
+                kl["filters"][key] = cached = (allows, block_allows)
+            allows, block_allows = cached
         n = q.shape[0]
         use_bm = np.empty((len(order), n), dtype=np.uint8)
         for row, i in enumerate(order):

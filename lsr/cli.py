@@ -224,6 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--encoder", help="encoder spec, packaged model or model directory (not with --shards)")
     b.add_argument("--out", required=True, help="index directory to write")
     b.add_argument("--overwrite", action="store_true", help="replace an existing index directory")
+    b.add_argument("--store", action="store_true",
+                   help="keep each document's title and text in the index (lsr serve shows them as snippets)")
     b.add_argument("--lucene", action="store_true",
                    help="also index the vectors with Lucene (Anserini) into OUT/lucene, for --engine lucene")
     b.add_argument("--threads", type=int, default=1, help="Anserini indexing threads (with --lucene)")
@@ -296,6 +298,30 @@ def build_parser() -> argparse.ArgumentParser:
                         "(fields come from the corpus lines' \"fields\" objects; @FILE reads it from a file)")
     _add_search_options(s)
     s.set_defaults(handler=cmd_search, sub=s)
+
+    # ---- serve
+    sv = sub.add_parser(
+        "serve", formatter_class=_Formatter, parents=[common],
+        help="serve an index over HTTP: search API, document writes, a page that explains each hit",
+        description="Serve an index (built by `lsr index build`, or live) with FastAPI on uvicorn: POST /search, "
+                    "POST /documents, DELETE /documents/{id}, GET /documents/{id}, POST /commit, GET /health, /stats, "
+                    "/metrics, the page at / and the OpenAPI docs at /docs. A write is durable once a response says "
+                    "\"committed\": true (commit=true, or POST /commit). Needs pip install 'lsr[serve]'.",
+        epilog=(
+            "examples:\n"
+            "  lsr serve idx/scifact                                  # http://127.0.0.1:8000/\n"
+            "  LSR_API_KEY=secret lsr serve idx/scifact --port 9000   # writes need the key\n"
+            "  curl -s localhost:8000/search -d '{\"query\": \"insulin resistance\", \"k\": 3}'\n"
+        ),
+    )
+    sv.add_argument("index", help="index directory (a built index becomes live on the first start that may write)")
+    sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--api-key", default=None, help="key the write endpoints need (default: $LSR_API_KEY; none: open)")
+    sv.add_argument("--read-only", action="store_true", help="refuse writes (the index folder is never changed)")
+    sv.add_argument("--max-k", type=int, default=1000, help="largest k a search may ask for")
+    sv.add_argument("--max-batch", type=int, default=256, help="most queries or documents in one request")
+    sv.set_defaults(handler=cmd_serve, sub=sv)
 
     # ---- reproduce
     rp = sub.add_parser(
@@ -466,7 +492,12 @@ def _corpus_from_args(args, parser, fields: bool = False):
     if args.dataset:
         from eval import load_dataset
 
-        return load_dataset(args.dataset, split=args.split, data_dir=args.data_dir).corpus
+        ds = load_dataset(args.dataset, split=getattr(args, "split", None), data_dir=args.data_dir)
+        if fields and not ds.source.startswith("irds:"):  # a local BEIR folder: titles, bodies and fields too
+            from eval.datasets import load_corpus
+
+            return load_corpus(ds.source, fields=True)
+        return ds.corpus
     from eval.datasets import load_corpus
 
     return load_corpus(args.corpus, fields=fields)
@@ -506,7 +537,7 @@ def _index_build(args, parser, out: Path) -> int:
             parser.error("--encoder is required (or --shards)")
         corpus = _corpus_from_args(args, parser, fields=True)  # a corpus line's "fields": metadata for filters
         retriever = Retriever.build(corpus, args.encoder, build=_build_options(args, parser),
-                                    show_progress=not args.quiet)
+                                    show_progress=not args.quiet, store=args.store)
         retriever.save(out, overwrite=args.overwrite)
         idx = retriever.index
     print(f"indexed {idx.n_docs} documents, {idx.nnz} postings, vocabulary {idx.vocabulary.id} -> {out}")
@@ -797,6 +828,23 @@ def cmd_train(args, parser) -> int:
 
 
 # ----------------------------------------------------------------------------- entry points
+def cmd_serve(args, parser) -> int:
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+
+        from .serve import Limits, serve
+    except ImportError as e:
+        parser.error(f"lsr serve needs FastAPI and uvicorn ({e}): pip install 'lsr[serve]'")
+    if not Path(args.index).is_dir():
+        parser.error(f"{args.index}: no such index directory; build one with `lsr index build`")
+    if args.max_k < 1 or args.max_batch < 1:
+        parser.error("--max-k and --max-batch must be positive")
+    serve(args.index, host=args.host, port=args.port, api_key=args.api_key, writable=not args.read_only,
+          limits=Limits(max_k=args.max_k, max_batch=args.max_batch), log_level="warning" if args.quiet else "info")
+    return EXIT_OK
+
+
 def cmd_reproduce(args, parser) -> int:
     from .reproduce import load_matrix, record, render_table, reproduce, select, update_readme
 

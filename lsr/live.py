@@ -54,8 +54,16 @@ ADD_BATCH = 1024
 class LiveRetriever:
     """An encoder and a live index (see the module documentation)."""
 
-    def __init__(self, index: SegmentedIndex, encoder: SparseEncoder):
-        self.index, self.encoder = index, encoder
+    def __init__(self, index: SegmentedIndex, encoder: SparseEncoder | Path):
+        """``encoder``: the encoder, or its folder (loaded on first use: deletes and commits need no model)."""
+        self.index = index
+        self._encoder = encoder
+
+    @property
+    def encoder(self) -> SparseEncoder:
+        if not isinstance(self._encoder, SparseEncoder):
+            self._encoder = load_encoder(self._encoder)
+        return self._encoder
 
     # ------------------------------------------------------------------ open
     @classmethod
@@ -99,25 +107,26 @@ class LiveRetriever:
         if recorded is not None and folder_identity(enc_dir) != recorded:
             raise ValueError(f"{enc_dir} is not the encoder this live index was created with (identity "
                              f"{recorded}); put back the encoder it was created with")
-        return cls(index, load_encoder(enc_dir))
+        return cls(index, enc_dir)
 
     # ---------------------------------------------------------------- writes
     def add(self, docs: Iterable, *, show_progress: bool = False) -> int:
         """Encode and buffer documents (an id already present is replaced); returns how many.
 
-        ``docs``: ``(doc_id, text)`` pairs, or ``(doc_id, text, fields)`` with a mapping of metadata fields
-        (:mod:`index.fields`) for filtered search.
+        ``docs``: ``(doc_id, text)`` pairs, ``(doc_id, text, fields)`` with a mapping of metadata fields
+        (:mod:`index.fields`) for filtered search, or ``eval.datasets.Document`` (with the title and body to
+        store). Each document's text (title and body when given) is stored with it for display.
         """
         n = 0
         batch: list[tuple] = []
         bar = tqdm(desc="adding", unit="doc", disable=not show_progress, mininterval=1.0)
         for item in docs:
-            if isinstance(item, str) or len(item) not in (2, 3):
+            if isinstance(item, str) or len(item) not in (2, 3, 4):
                 raise ValueError(f"documents are (doc_id, text) or (doc_id, text, fields) tuples, got {item!r:.80}")
-            doc_id, text, fields = item if len(item) == 3 else (*item, None)
+            doc_id, text, fields = item[:3] if len(item) >= 3 else (*item, None)
             if not isinstance(text, str):
                 raise ValueError(f"document {doc_id!r}: the text must be a string, got {type(text).__name__}")
-            batch.append((str(doc_id), text, fields))
+            batch.append((str(doc_id), text, fields, item[3] if len(item) == 4 else {"text": text}))
             if len(batch) == ADD_BATCH:
                 n += self._add_batch(batch)
                 bar.update(len(batch))
@@ -129,11 +138,11 @@ class LiveRetriever:
         return n
 
     def _add_batch(self, batch: list[tuple]) -> int:
-        fields = [f for _, _, f in batch]
-        ids = [d for d, _, _ in batch]
+        fields = [b[2] for b in batch]
+        ids = [b[0] for b in batch]
         Fields.from_records(fields, doc_ids=ids, schema=self.index.schema)  # refuse bad fields before encoding
-        vectors = self.encoder.encode_documents([t for _, t, _ in batch])
-        self.index.add(ids, vectors, fields if any(f is not None for f in fields) else None)
+        vectors = self.encoder.encode_documents([b[1] for b in batch])
+        self.index.add(ids, vectors, fields if any(f is not None for f in fields) else None, [b[3] for b in batch])
         return len(batch)
 
     def delete(self, doc_ids: Iterable[str], *, missing_ok: bool = False) -> int:
@@ -163,7 +172,8 @@ class LiveRetriever:
         return self.index.doc_ids
 
     def describe(self) -> dict:
-        return {**self.index.describe(), "encoder": self.encoder.describe(),
+        encoder = self._encoder.describe() if isinstance(self._encoder, SparseEncoder) else self.index.marker.get("encoder")
+        return {**self.index.describe(), "encoder": encoder,
                 "encoder_identity": self.index.marker.get("encoder_identity")}
 
 

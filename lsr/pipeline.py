@@ -53,11 +53,14 @@ RERANKER_SUBDIR = "slim"
 
 
 class _CorpusTexts:
-    """One pass over ``(doc_id, text)`` pairs, ``(doc_id, text, fields)`` triples or plain texts, yielding
-    texts and collecting ids (and metadata fields, :mod:`index.fields`)."""
+    """One pass over ``(doc_id, text)`` pairs, ``(doc_id, text, fields)`` triples, ``eval.datasets.Document``
+    ``(doc_id, text, fields, stored)`` or plain texts, yielding texts and collecting ids (with metadata fields,
+    :mod:`index.fields`, and, when ``store``, what to keep of each document for display)."""
 
-    def __init__(self, corpus):
+    def __init__(self, corpus, store: bool = False):
         self.corpus = corpus
+        self.store = store
+        self.stored: list = []
         self._items = iter(corpus)
         first = next(self._items, None)
         if first is None:
@@ -73,14 +76,16 @@ class _CorpusTexts:
             if isinstance(item, str):
                 self.plain = True
                 text = item
-            elif len(item) == 3:
-                did, text, fields = item
+            elif len(item) in (3, 4):
+                did, text, fields = item[:3]
                 self.ids.append(did)
                 self.fields.extend([None] * (len(self.ids) - 1 - len(self.fields)))
                 self.fields.append(fields)
             else:
                 did, text = item
                 self.ids.append(did)
+            if self.store:
+                self.stored.append(item[3] if not isinstance(item, str) and len(item) == 4 else {"text": text})
             self.n += 1
             yield text
 
@@ -135,8 +140,10 @@ class Retriever:
 
     @classmethod
     def build(cls, corpus, encoder: SparseEncoder | str, *, build: BuildOptions | None = None,
-              show_progress: bool = True, **build_options) -> Retriever:
-        """Encode ``corpus`` (``(doc_id, text)`` pairs or plain texts) and index it.
+              show_progress: bool = True, store: bool = False, **build_options) -> Retriever:
+        """Encode ``corpus`` (``(doc_id, text)`` pairs, ``(doc_id, text, fields)``, ``eval.datasets.Document`` or
+        plain texts) and index it; ``store``: keep each document's title and text in the index for display
+        (``lsr serve`` shows them).
 
         Encoders that need corpus statistics (BM25) are fitted on this corpus first; an encoder with a
         second stage (SLIM) also keeps it (:meth:`SparseEncoder.reranker_for`). ``build`` (or its fields as
@@ -145,7 +152,7 @@ class Retriever:
         build = build or BuildOptions(**build_options)
         if isinstance(encoder, (str, os.PathLike)):
             encoder = load_encoder(encoder)
-        texts = _CorpusTexts(corpus)
+        texts = _CorpusTexts(corpus, store=store)
         t0 = time.perf_counter()
         reranker = encoder.reranker_for(texts)  # None, without reading the corpus, unless the encoder has one
         if reranker is not None:
@@ -163,7 +170,7 @@ class Retriever:
         if any(f is not None for f in texts.fields):
             fields = texts.fields + [None] * (texts.n - len(texts.fields))
         index = InvertedIndex.build(docs, doc_ids=ids, vocabulary=encoder.vocabulary, encoder=encoder.describe(),
-                                    fields=fields, **build.to_json())
+                                    fields=fields, stored=texts.stored if store else None, **build.to_json())
         if reranker is not None and index.doc_order is not None:  # token vectors follow the documents
             reranker = reranker.reordered(np.asarray(index.doc_order))
         return cls(index, encoder, doc_encode_seconds=encode_seconds, reranker=reranker)

@@ -9,5 +9,5 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet torch==2.13.0
-.venv/bin/python -m pip install --quiet -e ".[test,plot,datasets,encoders,models,train,lucene,exports,milvus]"
+.venv/bin/python -m pip install --quiet -e ".[test,plot,datasets,encoders,models,train,lucene,exports,milvus,serve]"
 .venv/bin/python -c "import lsr, index, eval; print('lsr', lsr.__version__, 'installed in .venv')"

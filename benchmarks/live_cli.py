@@ -1,0 +1,112 @@
+"""The live index through the CLI on a real collection: `lsr index add` + `lsr index delete` against a fresh build.
+
+    LSR_DATA=../shared/datasets .venv/bin/python benchmarks/live_cli.py --dataset nfcorpus --encoder splade-tiny
+
+Splits the collection's corpus (seeded): the base (80 % of the documents) is built with `lsr index build`;
+then `lsr index add` adds the other 20 % together with new texts for 5 % of the base (an id already present
+is replaced: the upsert), and `lsr index delete --ids` deletes another 5 % of the base. A fresh
+`lsr index build` over the final corpus (base - deleted, with the replaced texts, + added) is the reference.
+Both are searched with `lsr search --queries` (the split's queries, k=10) and compared query by query: the
+same ten ids in the same order, scores equal to 1e-5. Writes ``results/live/live-cli-<dataset>.json`` with the
+counts, the commands' wall times and the number of queries that differ (the bar: none), and exits 1 if any does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from eval import load_dataset  # noqa: E402
+from eval.datasets import iter_jsonl  # noqa: E402
+from eval.trec import read_trec_run  # noqa: E402
+
+
+def lsr(*args: str) -> float:
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "lsr", "-q", *args], check=True)
+    return time.perf_counter() - t0
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", default="nfcorpus")
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--encoder", default="splade-tiny")
+    ap.add_argument("--data-dir", default=None, help="default: $LSR_DATA")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args(argv)
+    ds = load_dataset(args.dataset, split=args.split, data_dir=args.data_dir)
+    corpus_file = Path(ds.source) / "corpus.jsonl"
+    if not corpus_file.exists():
+        corpus_file = corpus_file.with_suffix(".jsonl.gz")
+    lines = [obj for _, obj in iter_jsonl(corpus_file)]
+    rng = np.random.default_rng(args.seed)
+    perm = rng.permutation(len(lines))
+    n_base = int(0.8 * len(lines))
+    base = [lines[i] for i in sorted(perm[:n_base])]
+    added = [lines[i] for i in sorted(perm[n_base:])]
+    pick = rng.permutation(n_base)
+    n5 = max(1, n_base // 20)
+    replaced = {base[i]["_id"] for i in pick[:n5]}
+    deleted = {base[i]["_id"] for i in pick[n5:2 * n5]}
+    # a new text for a replaced document: its title and text swapped (different vectors, same vocabulary)
+    new_texts = [dict(obj, title=obj.get("text", ""), text=obj.get("title", "")) for obj in base
+                 if obj["_id"] in replaced]
+    final = [obj for obj in base if obj["_id"] not in replaced | deleted] + new_texts + added
+    out = Path(args.out) if args.out else ROOT / "results" / "live" / f"live-cli-{args.dataset}.json"
+    times = {}
+    with tempfile.TemporaryDirectory(prefix="lsr-live-cli-") as tmp:
+        t = Path(tmp)
+        queries = write_jsonl(t / "queries.jsonl", [{"_id": q, "text": text} for q, text in ds.queries.items()])
+        (t / "deleted.txt").write_text("".join(f"{d}\n" for d in sorted(deleted)), encoding="utf-8")
+        times["build_base_s"] = lsr("index", "build", "--corpus", str(write_jsonl(t / "base.jsonl", base)),
+                                    "--encoder", args.encoder, "--out", str(t / "live"))
+        times["add_s"] = lsr("index", "add", str(t / "live"), "--corpus",
+                             str(write_jsonl(t / "add.jsonl", added + new_texts)))
+        times["delete_s"] = lsr("index", "delete", str(t / "live"), "--ids", str(t / "deleted.txt"))
+        times["build_fresh_s"] = lsr("index", "build", "--corpus", str(write_jsonl(t / "final.jsonl", final)),
+                                     "--encoder", args.encoder, "--out", str(t / "fresh"))
+        for name in ("live", "fresh"):
+            lsr("search", str(t / name), "--queries", str(queries), "-k", "10", "--out", str(t / f"{name}.run"))
+        info = json.loads(subprocess.run([sys.executable, "-m", "lsr", "-q", "index", "info", str(t / "live")],
+                                         check=True, capture_output=True, text=True).stdout)
+        live_run, fresh_run = read_trec_run(t / "live.run"), read_trec_run(t / "fresh.run")
+    differ = []
+    for q in ds.queries:
+        a = sorted(live_run.get(q, {}).items(), key=lambda kv: (-kv[1], kv[0]))
+        b = sorted(fresh_run.get(q, {}).items(), key=lambda kv: (-kv[1], kv[0]))
+        if [d for d, _ in a] != [d for d, _ in b] or not np.allclose([s for _, s in a], [s for _, s in b], atol=1e-5):
+            differ.append(q)
+    report = {"command": "python benchmarks/live_cli.py " + " ".join(argv or sys.argv[1:]),
+              "dataset": args.dataset, "split": args.split, "encoder": args.encoder,
+              "documents": {"base": len(base), "added": len(added), "replaced": len(replaced), "deleted": len(deleted),
+                            "final": len(final)},
+              "live_index": {"n_docs": info["n_docs"], "n_deleted": info["n_deleted"],
+                             "segments": len(info["segments"]), "generation": info["generation"]},
+              "queries": len(ds.queries), "queries_whose_top10_differs": len(differ), "first_differing": differ[:5],
+              "seconds": {k: round(v, 1) for k, v in times.items()}, "threads": os.environ.get("OMP_NUM_THREADS")}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(report, indent=2))
+    return 1 if differ or info["n_docs"] != len(final) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
