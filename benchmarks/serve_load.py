@@ -20,15 +20,10 @@ import argparse
 import json
 import os
 import random
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -38,47 +33,10 @@ sys.path.insert(0, str(ROOT))
 
 from eval import load_dataset  # noqa: E402
 from eval.datasets import load_corpus  # noqa: E402
+from lsr.serve import ServerProcess  # noqa: E402
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def call(port: int, method: str, path: str, body=None, timeout: float = 60):
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
-                                 data=None if body is None else json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"{}")
-
-
-def start(index: Path, port: int) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "lsr", "-q", "serve", str(index), "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        try:
-            if call(port, "GET", "/health", timeout=2)[0] == 200:
-                return proc
-        except OSError:
-            pass
-        if proc.poll() is not None:
-            raise RuntimeError(f"the server exited with {proc.returncode}")
-        time.sleep(0.2)
-    raise RuntimeError("the server did not come up within 180 s")
-
-
-def kill9(proc: subprocess.Popen) -> None:
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
-
-
-def load(port: int, queries: list[str], seconds: float, clients: int, seed: int) -> dict:
+def load(server, queries: list[str], seconds: float, clients: int, seed: int) -> dict:
     stop = time.time() + seconds
     lat: dict[str, list[float]] = {"search": [], "write": [], "write+commit": []}
     errors: list[str] = []
@@ -100,7 +58,7 @@ def load(port: int, queries: list[str], seconds: float, clients: int, seed: int)
                 body = {"query": rng.choice(queries), "k": 10}
             t0 = time.perf_counter()
             try:
-                status, answer = call(port, method, path, body)
+                status, answer = server.call(method, path, body)
                 ok = 200 <= status < 300
             except OSError as e:
                 status, answer, ok = None, {"error": repr(e)}, False
@@ -130,12 +88,12 @@ def load(port: int, queries: list[str], seconds: float, clients: int, seed: int)
     return out
 
 
-def faults(index: Path, port: int, kills: int, seed: int) -> dict:
+def faults(index: Path, kills: int, seed: int) -> dict:
     rng = random.Random(seed)
     acknowledged: list[str] = []
     rounds = []
     for r in range(kills):
-        proc = start(index, port)
+        server = ServerProcess(index)
         done = threading.Event()
         acked_now: list[str] = []
 
@@ -145,7 +103,7 @@ def faults(index: Path, port: int, kills: int, seed: int) -> dict:
                 doc_id = f"crash-{r}-{i}"
                 i += 1
                 try:
-                    status, answer = call(port, "POST", "/documents", {
+                    status, answer = server.call("POST", "/documents", {
                         "documents": [{"id": doc_id, "text": f"crash test document {r} {i} insulin",
                                        "fields": {"crash": doc_id}}],
                         "commit": True}, timeout=30)
@@ -157,22 +115,22 @@ def faults(index: Path, port: int, kills: int, seed: int) -> dict:
         t = threading.Thread(target=writer)
         t.start()
         time.sleep(rng.uniform(0.2, 3.0))
-        kill9(proc)
+        server.kill9()
         done.set()
         t.join()
         acknowledged.extend(acked_now)
         rounds.append(len(acked_now))
-    proc = start(index, port)
+    server = ServerProcess(index)
     try:
-        missing = [d for d in acknowledged if call(port, "GET", f"/documents/{d}")[0] != 200]
+        missing = [d for d in acknowledged if server.call("GET", f"/documents/{d}")[0] != 200]
         sample = acknowledged[-20:]
         unsearchable = []
         for d in sample:  # its text's one word the BM25 vocabulary knows, filtered to the document
-            res = call(port, "POST", "/search", {"query": "insulin", "k": 10, "filter": {"crash": d}})[1]
+            res = server.call("POST", "/search", {"query": "insulin", "k": 10, "filter": {"crash": d}})[1]
             if [h["id"] for h in res.get("results", [])] != [d]:
                 unsearchable.append(d)
     finally:
-        kill9(proc)
+        server.kill9()
     return {"kills": kills, "acknowledged_committed_writes": len(acknowledged), "per_round": rounds,
             "missing_after_restart": missing, "not_found_by_search_of_last_20": unsearchable}
 
@@ -198,13 +156,12 @@ def main(argv=None) -> int:
         index = Path(tmp) / "idx"
         Retriever.build(load_corpus(ds.source, fields=True), load_encoder("bm25"), show_progress=False,
                         store=True).save(index)
-        port = free_port()
-        proc = start(index, port)
+        server = ServerProcess(index)
         try:
-            report["load"] = load(port, queries, args.seconds, args.clients, args.seed)
+            report["load"] = load(server, queries, args.seconds, args.clients, args.seed)
         finally:
-            kill9(proc)
-        report["faults"] = faults(index, port, args.kills, args.seed)
+            server.kill9()
+        report["faults"] = faults(index, args.kills, args.seed)
     out = Path(args.out) if args.out else ROOT / "results" / "serve" / f"load-{args.dataset}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

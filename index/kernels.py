@@ -74,6 +74,22 @@ def _sift_down(hs, hd, i, size):
             return
 
 
+@njit(cache=True, inline="always")
+def _offer(hs, hd, size, k, s, d, allow, pos, ts, td):
+    """Offer local document ``d`` with score ``s`` to a top-``k`` heap whose worst kept entry is ``(ts, td)``:
+    skipped where ``allow`` (non-empty) masks it out; it enters as ``pos[d]`` where ``pos`` is given (a live
+    index's position, which breaks ties). Returns the heap size and its new worst entry."""
+    if allow.shape[0] > 0 and allow[d] == 0:
+        return size, ts, td
+    dd = pos[d] if pos.shape[0] > 0 else d
+    if _admits(size, k, s, dd, ts, td):
+        size = _heap_push(hs, hd, size, k, s, dd)
+        if size == k:
+            ts = hs[0]
+            td = hd[0]
+    return size, ts, td
+
+
 @njit(cache=True)
 def _heap_emit(hs, hd, size, out_docs, out_scores):
     """Write the heap's entries best first into one output row (heapsort, O(k log k))."""
@@ -110,19 +126,12 @@ def _drain_touched(touched, n_touched, acc, hs, hd, size, k, allow, pos):
     breaks ties); empty: its own index."""
     ts = hs[0] if size == k else np.float32(0)
     td = hd[0] if size == k else np.int32(0)
-    masked = allow.shape[0] > 0
-    mapped = pos.shape[0] > 0
     for i in range(n_touched):
         d = touched[i]
         s = acc[d]
         acc[d] = 0
-        if s > 0 and (not masked or allow[d] != 0):
-            dd = pos[d] if mapped else d
-            if _admits(size, k, s, dd, ts, td):
-                size = _heap_push(hs, hd, size, k, s, dd)
-                if size == k:
-                    ts = hs[0]
-                    td = hd[0]
+        if s > 0:
+            size, ts, td = _offer(hs, hd, size, k, s, d, allow, pos, ts, td)
     return size
 
 
@@ -132,19 +141,11 @@ def _drain_range(lo, hi, acc, hs, hd, size, k, allow, pos):
     to a top-``k`` heap already holding ``size`` entries, zeroing ``acc`` behind; return the new heap size."""
     ts = hs[0] if size == k else np.float32(0)
     td = hd[0] if size == k else np.int32(0)
-    masked = allow.shape[0] > 0
-    mapped = pos.shape[0] > 0
     for d in range(lo, hi):
         s = acc[d]
         if s > 0:
             acc[d] = 0
-            if not masked or allow[d] != 0:
-                dd = pos[d] if mapped else d
-                if _admits(size, k, s, dd, ts, td):
-                    size = _heap_push(hs, hd, size, k, s, dd)
-                    if size == k:
-                        ts = hs[0]
-                        td = hd[0]
+            size, ts, td = _offer(hs, hd, size, k, s, d, allow, pos, ts, td)
     return size
 
 
@@ -261,20 +262,11 @@ def _score_block(b, terms, weights, m, toff, pdocs, pimp, scale, bm_off, bm_bloc
             acc_block[pdocs[p] - base] += w * (np.float32(pimp[p]) * scale)
     ts = hs[0] if size == k else np.float32(0)
     td = hd[0] if size == k else np.int32(0)
-    masked = allow.shape[0] > 0
-    mapped = pos.shape[0] > 0
     for o in range(block_size):
         s = acc_block[o]
         if s > 0:
             acc_block[o] = 0
-            d = base + o
-            if not masked or allow[d] != 0:
-                dd = pos[d] if mapped else d
-                if _admits(size, k, s, dd, ts, td):
-                    size = _heap_push(hs, hd, size, k, s, dd)
-                    if size == k:
-                        ts = hs[0]
-                        td = hd[0]
+            size, ts, td = _offer(hs, hd, size, k, s, base + o, allow, pos, ts, td)
     return size, postings
 
 

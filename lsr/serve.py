@@ -495,3 +495,67 @@ def serve(path: str | os.PathLike, *, host: str = "127.0.0.1", port: int = 8000,
 
     app = create_app(path, api_key=api_key, writable=writable, limits=limits)
     uvicorn.run(app, host=host, port=port, log_level=log_level)
+
+
+class ServerProcess:
+    """``lsr serve`` in a child process, for tests, benchmarks and scripts: started and waited for (``/health``),
+    called with JSON, killed (``kill9`` sends SIGKILL to its process group, as a crash would).
+
+    Example:
+        >>> server = ServerProcess("idx/scifact")                             # doctest: +SKIP
+        >>> server.call("POST", "/search", {"query": "insulin", "k": 3})      # doctest: +SKIP
+        (200, {'results': [...], 'took_ms': 3.1})
+        >>> server.kill9()                                                    # doctest: +SKIP
+    """
+
+    def __init__(self, index: str | os.PathLike, port: int | None = None, args: tuple = (), timeout: float = 180):
+        import subprocess
+        import sys
+
+        self.port = port or free_port()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "lsr", "-q", "serve", str(index), "--port", str(self.port), *args],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                if self.call("GET", "/health", timeout=2)[0] == 200:
+                    return
+            except OSError:
+                pass
+            if self.process.poll() is not None:
+                raise RuntimeError(f"lsr serve exited with {self.process.returncode}: "
+                                   f"{self.process.stderr.read().decode(errors='replace')[-2000:]}")
+            time.sleep(0.2)
+        self.kill9()
+        raise RuntimeError(f"lsr serve did not answer /health within {timeout:.0f} s")
+
+    def call(self, method: str, path: str, body=None, timeout: float = 60) -> tuple[int, dict]:
+        """``(status, JSON answer)`` of one request (an HTTP error status is returned, not raised)."""
+        import urllib.error
+        import urllib.request
+
+        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", method=method,
+                                     data=None if body is None else json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"{}")
+
+    def kill9(self) -> None:
+        import signal
+
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

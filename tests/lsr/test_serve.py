@@ -124,30 +124,21 @@ def test_writes_need_the_key_and_respect_limits(splade_index, tmp_path):
 
 
 def test_a_committed_write_survives_kill_9_and_a_committed_delete_too(tmp_path, lsr_server):
-    _start, _call, _kill9 = lsr_server.start, lsr_server.call, lsr_server.kill9
     index = tmp_path / "idx"
     Retriever.build(DOCS, load_encoder("bm25"), show_progress=False, store=True).save(index)  # built, not live
-    port = lsr_server.free_port()
-    proc = _start(index, port)
-    try:
-        assert _call(port, "POST", "/search", {"query": "insulin"})[1]["results"][0]["id"] == "d2"
-        status, body = _call(port, "POST", "/documents",
-                             {"documents": [{"id": "new", "text": "insulin pumps for diabetes"}], "commit": True})
-        assert status == 200 and body["committed"] is True
-        _call(port, "POST", "/documents", {"documents": [{"id": "uncommitted", "text": "never committed"}]})
-    finally:
-        _kill9(proc)
-    proc = _start(index, port)
-    try:
-        assert _call(port, "GET", "/documents/new")[0] == 200
-        assert _call(port, "GET", "/documents/uncommitted")[0] == 404  # acknowledged but not committed: gone
-        assert "new" in [h["id"] for h in _call(port, "POST", "/search", {"query": "insulin diabetes"})[1]["results"]]
-        assert _call(port, "DELETE", "/documents/new?commit=true")[1]["committed"] is True
-    finally:
-        _kill9(proc)
-    proc = _start(index, port)
-    try:
-        assert _call(port, "GET", "/documents/new")[0] == 404
-        assert _call(port, "GET", "/stats")[1]["documents"] == len(DOCS)
-    finally:
-        _kill9(proc)
+    server = lsr_server(index)
+    assert server.call("POST", "/search", {"query": "insulin"})[1]["results"][0]["id"] == "d2"
+    status, body = server.call("POST", "/documents",
+                               {"documents": [{"id": "new", "text": "insulin pumps for diabetes"}], "commit": True})
+    assert status == 200 and body["committed"] is True
+    server.call("POST", "/documents", {"documents": [{"id": "uncommitted", "text": "never committed"}]})
+    server.kill9()
+    server = lsr_server(index)
+    assert server.call("GET", "/documents/new")[0] == 200
+    assert server.call("GET", "/documents/uncommitted")[0] == 404  # acknowledged but not committed: gone
+    assert "new" in [h["id"] for h in server.call("POST", "/search", {"query": "insulin diabetes"})[1]["results"]]
+    assert server.call("DELETE", "/documents/new?commit=true")[1]["committed"] is True
+    server.kill9()
+    server = lsr_server(index)
+    assert server.call("GET", "/documents/new")[0] == 404
+    assert server.call("GET", "/stats")[1]["documents"] == len(DOCS)

@@ -1,6 +1,8 @@
 """The page of `lsr serve` in a real headless browser (Debian's chromium, driven by Selenium through chromedriver):
 a SciFact index is served, a query typed, the results and their explanations read, each explanation summed
-against its score, a document opened, and a screenshot saved (``$LSR_SCREENSHOT``, else the test's folder)."""
+against its score, a document opened, and a screenshot saved (``$LSR_SCREENSHOT``, else the test's folder).
+The index is BM25's (seconds to build); ``$LSR_SERVE_ENCODER`` names another (the README's screenshot:
+``inference-free-tiny``, whose document expansions the page marks)."""
 
 import os
 import shutil
@@ -29,9 +31,10 @@ def test_the_page_searches_and_explains_each_hit(tmp_path, data_root, lsr_server
     if not scifact.is_dir():
         pytest.skip("SciFact is not under LSR_DATA")
     index = tmp_path / "scifact"
-    Retriever.build(load_corpus(scifact, fields=True), load_encoder("bm25"), show_progress=False, store=True).save(index)
-    port = lsr_server.free_port()
-    server = lsr_server.start(index, port)
+    encoder = load_encoder(os.environ.get("LSR_SERVE_ENCODER") or "bm25")
+    Retriever.build(load_corpus(scifact, fields=True), encoder, show_progress=False, store=True).save(index)
+    server = lsr_server(index)
+    port = server.port
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1200,1400"):
@@ -63,4 +66,4 @@ def test_the_page_searches_and_explains_each_hit(tmp_path, data_root, lsr_server
         assert first.get_attribute("data-id") in panel and "heaviest terms" in panel
     finally:
         driver.quit()
-        lsr_server.kill9(server)
+        server.kill9()
