@@ -616,7 +616,8 @@ class InvertedIndex:
         m = self.manifest
         return {"kind": self.kind, "n_docs": self.n_docs, "dim": self.dim, "postings": self.nnz,
                 "quantization": self.quantization, "block_size": self.block_size, "block_max": self.has_block_max,
-                "reorder": m.get("reorder"), "vocabulary": m.get("vocabulary"), "bytes": self.size_bytes()}
+                "reorder": m.get("reorder"), "vocabulary": m.get("vocabulary"), "fields": self.schema,
+                "stored_texts": self.stored is not None, "bytes": self.size_bytes()}
 
     def search_detailed(self, queries, k: int = 10, *, engine: str = "auto", approx: Approx | None = None,
                         vocabulary: Vocabulary | tuple | None = None, threads: int | None = None,

@@ -768,12 +768,32 @@ class SegmentedIndex:
                 job.result()
         return out
 
+    # ------------------------------------------------- what the tuner reads
+    def check_queries(self, queries, vocabulary: Vocabulary | tuple | None = None) -> sp.csr_array:
+        """Validate queries against this index (dimension and, if given, vocabulary)."""
+        from .inverted import check_vocabulary
+
+        check_vocabulary(vocabulary, self.vocabulary)
+        return as_csr(queries, dim=self.dim, name="queries")
+
+    def doc_frequencies(self) -> np.ndarray:
+        """Documents per term, summed over the segments (deleted documents still counted until merged away)."""
+        df = np.zeros(self.dim, dtype=np.int64)
+        for seg in self.segments:
+            df += seg.index.doc_frequencies()
+        return df
+
+    @property
+    def has_block_max(self) -> bool:
+        """Every segment with live documents has block-max metadata (block-max search needs it in each)."""
+        return all(seg.index.has_block_max for seg in self.segments if seg.n_live)
+
     def size_bytes(self) -> int:
         return sum(s.index.size_bytes() for s in self.segments)
 
     def describe(self) -> dict:
         return {"kind": "lsr-live", "generation": self.generation, "n_docs": self.n_docs,
-                "n_deleted": self.n_deleted, "dim": self.dim,
+                "n_deleted": self.n_deleted, "dim": self.dim, "fields": self.schema,
                 "segments": [{"name": s.name, "n_docs": s.index.n_docs, "n_deleted": s.n_deleted}
                              for s in self.segments], "bytes": self.size_bytes()}
 

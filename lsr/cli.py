@@ -701,6 +701,8 @@ def cmd_index_info(args, parser) -> int:
         "postings": idx.nnz,
         "terms_with_postings": int((df > 0).sum()),
         "mean_doc_nnz": float(idx.doc_lengths().mean()) if idx.n_docs else 0.0,
+        "fields": idx.schema,
+        "stored_texts": idx.stored is not None,
         "vocabulary": m.get("vocabulary"),
         "encoder": m.get("encoder"),
         "bytes_on_disk": directory_size(args.path),
@@ -723,9 +725,6 @@ def cmd_search(args, parser) -> int:
     from .live import LiveRetriever, is_live
 
     retriever = LiveRetriever.open(args.index) if is_live(args.index) else Retriever.load(args.index)
-    if is_live(args.index) and args.queries and args.approximate:
-        parser.error("--approximate with --queries tunes on one index; search a live index exactly, or with "
-                     "explicit knobs (--max-blocks, --query-terms, --alpha)")
     from index.searcher import LSR_ENGINES
 
     flt = _filter_from_args(args, parser, retriever.index.schema)

@@ -158,3 +158,18 @@ def test_deleting_a_query_s_best_documents_still_gives_its_exact_top_k(tmp_path,
     assert [live.doc_ids[int(j)] for j in res.doc_idx[0]] == ids[150:155]
     want = brute_force_search(docs[150:], q, 5)
     np.testing.assert_allclose(res.scores, want.scores)
+
+
+def test_the_tuner_runs_on_a_live_index(tmp_path, rng):
+    from index.tuning import recall_at_k, tune_approximate
+
+    live = SegmentedIndex.create(tmp_path / "live", DIM, build={"block_size": 4, "block_max": True}, max_segments=5)
+    for part in range(3):
+        live.add([f"p{part}-{i}" for i in range(60)], _vectors(rng, 60))
+        live.commit()
+    live.delete([f"p1-{i}" for i in range(0, 60, 3)])
+    live.commit()
+    queries = _vectors(rng, 30, density=0.4)
+    tuned = tune_approximate(live, queries, target_recall=0.9, k=5, repeats=1, confirm_turns=1)
+    exact = live.search(queries, 5)
+    assert recall_at_k(live.search(queries, 5, approx=tuned.approx), exact) >= 0.9
