@@ -60,17 +60,19 @@ class Limits:
 
 
 class _ReadWriteLock:
-    """Many readers or one writer (searches share; a commit's snapshot swap is exclusive)."""
+    """Many readers or one writer (searches share; a commit's snapshot swap is exclusive). A waiting writer
+    holds back new readers, so a stream of searches cannot starve a commit."""
 
     def __init__(self):
         self._cond = threading.Condition()
         self._readers = 0
         self._writing = False
+        self._writers_waiting = 0
 
     @contextmanager
     def read(self):
         with self._cond:
-            while self._writing:
+            while self._writing or self._writers_waiting:
                 self._cond.wait()
             self._readers += 1
         try:
@@ -83,8 +85,10 @@ class _ReadWriteLock:
     @contextmanager
     def write(self):
         with self._cond:
+            self._writers_waiting += 1
             while self._writing or self._readers:
                 self._cond.wait()
+            self._writers_waiting -= 1
             self._writing = True
         try:
             yield

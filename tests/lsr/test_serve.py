@@ -142,3 +142,33 @@ def test_a_committed_write_survives_kill_9_and_a_committed_delete_too(tmp_path, 
     server = lsr_server(index)
     assert server.call("GET", "/documents/new")[0] == 404
     assert server.call("GET", "/stats")[1]["documents"] == len(DOCS)
+
+
+def test_a_commit_is_not_starved_by_a_stream_of_searches():
+    import threading
+    import time
+
+    from lsr.serve import _ReadWriteLock
+
+    lock, stop, inside = _ReadWriteLock(), threading.Event(), []
+
+    def reader():
+        while not stop.is_set():
+            with lock.read():
+                inside.append(1)
+                time.sleep(0.002)
+
+    threads = [threading.Thread(target=reader) for _ in range(8)]
+    for t in threads:
+        t.start()
+    time.sleep(0.05)
+    t0 = time.perf_counter()
+    with lock.write():
+        waited = time.perf_counter() - t0
+        readers_inside = len(inside)
+        time.sleep(0.01)
+        assert len(inside) == readers_inside  # no reader entered while the writer held the lock
+    stop.set()
+    for t in threads:
+        t.join()
+    assert waited < 1.0
