@@ -8,8 +8,10 @@ vectors (documents per second, commit included), and the search latency (one que
 
 * one freshly built index (the baseline), and it with a metadata filter matching 1 % and 50 % of the documents;
 * the same documents added in 10 commits (10 segments, the merge policy off), also with both filters;
-* those 10 segments with 10 % of the documents deleted (tombstones, not merged away);
-* the 10 segments compacted into one.
+* a copy of those 10 segments with 10 % of the documents deleted (tombstones, not merged away);
+* a copy of that compacted into one.
+
+All variants are timed in turn on each query (shuffled per query), so machine drift during the run moves them alike.
 
 Every document carries a numeric field ``bucket`` (its row modulo 100); the filters are ``bucket < 1`` and
 ``bucket < 50``. Queries are SPLADE-like (20-40 terms, mostly term-at-a-time) or inference-free (5-15 terms,
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -40,16 +43,26 @@ from index import InvertedIndex, warm_up  # noqa: E402
 from index.segments import SegmentedIndex  # noqa: E402
 
 
-def latency(search, queries, repeats: int = 1) -> dict:
-    search(queries[[0]])  # compiled and warm
-    times = []
-    for _ in range(repeats):
-        for i in range(queries.shape[0]):
+def latencies(variants: dict, queries, seed: int = 0) -> dict:
+    """Per variant, p50 / p95 / mean milliseconds of one query at a time. The variants are timed in turn on each
+    query (in a shuffled order per query), so a machine that speeds up or slows down during the run moves them all."""
+    rng = np.random.default_rng(seed)
+    rows = [queries[[i]] for i in range(queries.shape[0])]
+    names = list(variants)
+    for name in names:
+        variants[name](rows[0])  # compiled and warm
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for q in rows:
+        for j in rng.permutation(len(names)):
             t0 = time.perf_counter()
-            search(queries[[i]])
-            times.append(time.perf_counter() - t0)
-    t = np.asarray(times) * 1e3
-    return {"p50_ms": float(np.percentile(t, 50)), "p95_ms": float(np.percentile(t, 95)), "mean_ms": float(t.mean())}
+            variants[names[j]](q)
+            times[names[j]].append(time.perf_counter() - t0)
+    out = {}
+    for name, ts in times.items():
+        t = np.asarray(ts) * 1e3
+        out[name] = {"p50_ms": float(np.percentile(t, 50)), "p95_ms": float(np.percentile(t, 95)),
+                     "mean_ms": float(t.mean())}
+    return out
 
 
 def main(argv=None) -> int:
@@ -67,45 +80,51 @@ def main(argv=None) -> int:
     ids = [f"d{i}" for i in range(args.docs)]
     fields = [{"bucket": i % 100} for i in range(args.docs)]
     filters = {"1 %": {"bucket": {"lt": 1}}, "50 %": {"bucket": {"lt": 50}}}
-    rows = {}
+    extra: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="lsr-live-") as tmp:
+        tmp = Path(tmp)
         t0 = time.perf_counter()
         base = InvertedIndex.build(docs, doc_ids=ids, fields=fields)
-        base.save(Path(tmp) / "base")
-        build_s = time.perf_counter() - t0
-        base = InvertedIndex.load(Path(tmp) / "base")
-        rows["one built index"] = latency(lambda q: base.search(q, 10), queries)
-        rows["one built index"]["docs_per_s"] = args.docs / build_s
-        for label, flt in filters.items():
-            rows[f"one built index, filter {label}"] = latency(lambda q, f=flt: base.search(q, 10, filter=f), queries)
+        base.save(tmp / "base")
+        extra["one built index"] = {"docs_per_s": args.docs / (time.perf_counter() - t0)}
+        base = InvertedIndex.load(tmp / "base")
 
-        live = SegmentedIndex.create(Path(tmp) / "live", docs.shape[1], max_segments=args.segments + 1)
+        live = SegmentedIndex.create(tmp / "live", docs.shape[1], max_segments=args.segments + 1)
         t0 = time.perf_counter()
         bounds = np.linspace(0, args.docs, args.segments + 1).astype(int)
         for lo, hi in zip(bounds[:-1], bounds[1:]):
             live.add(ids[lo:hi], docs[lo:hi], fields[lo:hi])
             live.commit()
-        add_s = time.perf_counter() - t0
-        name = f"{args.segments} segments"
-        rows[name] = latency(lambda q: live.search(q, 10), queries)
-        rows[name]["docs_per_s"] = args.docs / add_s
-        for label, flt in filters.items():
-            rows[f"{name}, filter {label}"] = latency(lambda q, f=flt: live.search(q, 10, filter=f), queries)
+        seg_name = f"{args.segments} segments"
+        extra[seg_name] = {"docs_per_s": args.docs / (time.perf_counter() - t0)}
 
+        shutil.copytree(tmp / "live", tmp / "deleted")
+        deleted = SegmentedIndex.open(tmp / "deleted")
         rng = np.random.default_rng(1)
         doomed = [ids[i] for i in rng.choice(args.docs, size=int(args.delete * args.docs), replace=False)]
         t0 = time.perf_counter()
-        live.delete(doomed)
-        live.commit()
-        delete_s = time.perf_counter() - t0
-        name = f"{args.segments} segments, {args.delete:.0%} deleted"
-        rows[name] = latency(lambda q: live.search(q, 10), queries)
-        rows[name]["delete_seconds"] = delete_s
+        deleted.delete(doomed)
+        deleted.commit()
+        del_name = f"{args.segments} segments, {args.delete:.0%} deleted"
+        extra[del_name] = {"delete_seconds": time.perf_counter() - t0}
 
+        shutil.copytree(tmp / "deleted", tmp / "compacted")
+        compacted = SegmentedIndex.open(tmp / "compacted")
         t0 = time.perf_counter()
-        live.compact()
-        rows["compacted"] = latency(lambda q: live.search(q, 10), queries)
-        rows["compacted"]["compact_seconds"] = time.perf_counter() - t0
+        compacted.compact()
+        extra["compacted"] = {"compact_seconds": time.perf_counter() - t0}
+
+        variants = {"one built index": lambda q: base.search(q, 10)}
+        for label, flt in filters.items():
+            variants[f"one built index, filter {label}"] = lambda q, f=flt: base.search(q, 10, filter=f)
+        variants[seg_name] = lambda q: live.search(q, 10)
+        for label, flt in filters.items():
+            variants[f"{seg_name}, filter {label}"] = lambda q, f=flt: live.search(q, 10, filter=f)
+        variants[del_name] = lambda q: deleted.search(q, 10)
+        variants["compacted"] = lambda q: compacted.search(q, 10)
+        rows = latencies(variants, queries)
+        for name, more in extra.items():
+            rows[name].update(more)
 
     base_ms = rows["one built index"]["p50_ms"]
     print(f"## live index, {args.docs:,} synthetic SPLADE-like documents, {args.queries} {args.kind} queries, "
