@@ -271,6 +271,16 @@ def _score_block(b, terms, weights, m, toff, pdocs, pimp, scale, bm_off, bm_bloc
 
 
 @njit(cache=True)
+def _longest_row(qptr):
+    """The most terms in one query of a CSR batch (at least 1): the size of per-thread term buffers."""
+    longest = 1
+    for qi in range(qptr.shape[0] - 1):
+        if qptr[qi + 1] - qptr[qi] > longest:
+            longest = qptr[qi + 1] - qptr[qi]
+    return longest
+
+
+@njit(cache=True)
 def _select_terms(qi, qptr, qidx, qval, max_terms, terms, weights):
     """Copy query ``qi``'s terms (only its ``max_terms`` heaviest if > 0; ties to the smaller term id),
     kept in ascending term-id order, into ``terms``/``weights``; return how many."""
@@ -429,13 +439,8 @@ def blockmax_search(qptr, qidx, qval, toff, pdocs, pimp, scale, bm_off, bm_block
     nq = qptr.shape[0] - 1
     n_blocks = (n_docs + block_size - 1) // block_size
     nt = min(n_threads, max(nq, 1))
-    max_m = 1
-    for qi in range(nq):
-        if qptr[qi + 1] - qptr[qi] > max_m:
-            max_m = qptr[qi + 1] - qptr[qi]
-    n_seed_cap = seed_blocks if max_blocks <= 0 else max_blocks
-    if n_seed_cap < 1:
-        n_seed_cap = 1
+    max_m = _longest_row(qptr)
+    n_seed_cap = max(1, seed_blocks if max_blocks <= 0 else max_blocks)
     for slot in prange(nt):
         ub = np.zeros(n_blocks, dtype=np.float32)
         state = np.zeros(n_blocks, dtype=np.uint8)
@@ -478,7 +483,6 @@ def segments_search(qptr, qidx, qval, toffs, pdocss, pimps, scales, seg_docs, al
     Queries ``q_lo .. q_hi - 1`` are searched, on the calling thread without the GIL: the caller runs
     slices of a batch on threads of its own (a ``prange`` over typed lists costs milliseconds per call).
     """
-    nq = qptr.shape[0] - 1
     n_seg = seg_docs.shape[0]
     max_docs = 1
     max_blocks_n = 1
@@ -491,13 +495,8 @@ def segments_search(qptr, qidx, qval, toffs, pdocss, pimps, scales, seg_docs, al
             max_blocks_n = nb
         if block_sizes[s] > max_bs:
             max_bs = block_sizes[s]
-    max_m = 1
-    for qi in range(nq):
-        if qptr[qi + 1] - qptr[qi] > max_m:
-            max_m = qptr[qi + 1] - qptr[qi]
-    n_seed_cap = seed_blocks if max_blocks <= 0 else max_blocks
-    if n_seed_cap < 1:
-        n_seed_cap = 1
+    max_m = _longest_row(qptr)
+    n_seed_cap = max(1, seed_blocks if max_blocks <= 0 else max_blocks)
     acc = np.zeros(max_docs, dtype=np.float32)
     touched = np.empty(max(max_docs, max_blocks_n), dtype=np.int32)
     ub = np.zeros(max_blocks_n, dtype=np.float32)
@@ -607,10 +606,7 @@ def pruned_search(qptr, qidx, qval, fptr, fterms, fimp, ctoff, cdocs, cimp, scal
     """
     nq = qptr.shape[0] - 1
     nt = min(n_threads, max(nq, 1))
-    max_m = 1
-    for qi in range(nq):
-        if qptr[qi + 1] - qptr[qi] > max_m:
-            max_m = qptr[qi + 1] - qptr[qi]
+    max_m = _longest_row(qptr)
     for slot in prange(nt):
         acc = np.zeros(n_docs, dtype=np.float32)
         touched = np.empty(n_docs, dtype=np.int32)

@@ -625,7 +625,7 @@ class SegmentedIndex:
         k = _check_k(k, self.n_docs)
         n = q.shape[0]
         out = empty_results(n, k)
-        schema = self.schema
+        schema = self.schema if filter is not None else None  # the field types matter only to a filter
         if filter is not None:
             parse_filter(filter, schema)  # a malformed filter fails even on an empty index
         if self.n_docs == 0 or n == 0:
@@ -719,9 +719,8 @@ class SegmentedIndex:
         if kl is None:
             return self._merge_segment_lists(q, k, engine, approx, filter, schema, out)
         order = kl["order"]
-        approx = self.segments[order[0]].index.check_engine(engine, approx)
-        for i in order:
-            self.segments[i].index.check_engine(engine, approx)
+        for i in order:  # every segment can run it (block-max metadata); approx comes back validated
+            approx = self.segments[i].index.check_engine(engine, approx)
         allows, block_allows = kl["allows"], kl["block_allows"]
         if filter is not None:
             key = json.dumps(filter, sort_keys=True)
