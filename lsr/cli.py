@@ -125,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("-k", type=int, default=1000, help="documents retrieved per query (default 1000)")
     ev.add_argument("--out", default=None, help="output folder (default runs/<dataset>-<split>)")
     ev.add_argument("--keep-index", action="store_true", help="keep each system's index in the output folder")
+    ev.add_argument("--device", default="cpu", help="where model encoders run: cpu (default), cuda, cuda:N, or "
+                    "auto (a GPU when torch sees one)")
     ev.add_argument("--format", choices=("table", "json"), default="table", help="what to print on stdout")
     _add_index_options(ev)
     _add_search_options(ev)
@@ -470,6 +472,13 @@ def cmd_evaluate(args, parser) -> int:
         if HybridSpec.is_spec(e):
             HybridSpec.parse(e)
     systems = {n: e if HybridSpec.is_spec(e) else load_encoder(e) for n, e in zip(names, encoders)}
+    if args.device != "cpu":
+        for enc in systems.values():
+            if hasattr(enc, "to"):  # model encoders; BM25 and hybrid specs stay as they are
+                try:
+                    enc.to(args.device)
+                except (RuntimeError, ValueError) as e:
+                    parser.error(f"--device {args.device}: {e}")
     command = "lsr " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("lsr") else None
     settings = RunSettings(build=_build_options(args, parser), search=_search_options(args, parser),
                            keep_index=args.keep_index, show_progress=not args.quiet)

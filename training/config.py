@@ -189,8 +189,11 @@ class OptimConfig:
     seed: int = 0
     threads: int | None = None
     max_minutes: float | None = None
+    device: str = "cpu"
 
     def check(self) -> None:
+        if not (self.device in ("cpu", "cuda", "auto") or self.device.startswith("cuda:")):
+            raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {self.device!r}")
         _positive("lr", self.lr)
         _positive("steps", self.steps)
         _positive("batch_size", self.batch_size)
@@ -209,11 +212,23 @@ class EvalConfig:
     measures: str = "nDCG@10,R@100"
     max_queries: int | None = None
     k: int = 100
+    keep_best: bool = False
+    select: str | None = None
 
     def check(self) -> None:
         if self.every < 0:
             raise ValueError("every must be >= 0")
         _positive("k", self.k)
+        names = [m.strip() for m in self.measures.split(",") if m.strip()]
+        if self.select is not None and self.select not in names:
+            raise ValueError(f"select ({self.select!r}) must be one of the measures {names}")
+        if self.keep_best and not self.dataset:
+            raise ValueError("keep_best needs eval.dataset (the split the best model is chosen on)")
+
+    @property
+    def selection_measure(self) -> str:
+        """The measure that picks the best model: ``select``, else the first of ``measures``."""
+        return self.select or self.measures.split(",")[0].strip()
 
 
 @dataclass

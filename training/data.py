@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from eval.atomic import atomic_file
-from eval.datasets import DataFormatError, load_corpus, load_dataset
+from eval.datasets import DataFormatError, load_corpus, load_dataset, open_text
 
 logger = logging.getLogger(__name__)
 
@@ -200,13 +200,19 @@ def triples_source(path: str | os.PathLike, weight: float = 1.0, max_queries: in
 
 def jsonl_source(path: str | os.PathLike, corpus: str | None = None, data_dir: str | None = None,
                  weight: float = 1.0, max_queries: int | None = None) -> Source:
-    """Examples as JSONL; documents are ids of ``corpus`` (BEIR folder, corpus file or name) or inline texts."""
+    """Examples as JSONL (``.jsonl`` or ``.jsonl.gz``); documents are ids of ``corpus`` (BEIR folder, corpus file
+    or name) or inline texts.
+
+    A negatives cache written by :func:`beir_source` is such a file too (its first line, the cache header,
+    is skipped): mined negatives and teacher scores can be reused on another machine, or by a later round,
+    by naming the cache file and the corpus it was mined from.
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such examples file")
     docs: dict[str, str] = dict(load_corpus(corpus, data_dir)) if corpus else {}
     examples = []
-    with open(path, encoding="utf-8") as f:
+    with open_text(path) as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue
@@ -215,6 +221,8 @@ def jsonl_source(path: str | os.PathLike, corpus: str | None = None, data_dir: s
                 obj = json.loads(line)
             except json.JSONDecodeError as e:
                 raise DataFormatError(f"{where}: not valid JSON ({e.msg})") from None
+            if lineno == 1 and isinstance(obj, dict) and "lsr_negatives_cache" in obj:
+                continue
             if not isinstance(obj, dict) or not isinstance(obj.get("query"), str) or not obj["query"].strip():
                 raise DataFormatError(f"{where}: each line needs a non-empty \"query\" string")
             pos = _doc_list(obj, "positive", where)
@@ -307,9 +315,9 @@ class Batcher:
                 negs = rng.sample(pool, self.n_negatives)
             else:  # too few mined negatives: fill with random corpus documents (not positives)
                 negs = list(pool)
-                keys = list(src.docs)
+                corpus_keys = list(src.docs)
                 while len(negs) < self.n_negatives:
-                    d = keys[rng.randrange(len(keys))]
+                    d = corpus_keys[rng.randrange(len(corpus_keys))]
                     if d not in ex.positives:
                         negs.append(d)
             group = [pos] + negs

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 def group_scores(scores: torch.Tensor, group: int) -> torch.Tensor:
     """``[Q, G]``: each query's scores for its own group (positive first)."""
     q = scores.shape[0]
-    idx = torch.arange(q)[:, None] * group + torch.arange(group)[None, :]
+    idx = torch.arange(q, device=scores.device)[:, None] * group + torch.arange(group, device=scores.device)[None, :]
     return scores.gather(1, idx)
 
 
@@ -56,8 +56,9 @@ def contrastive(scores: torch.Tensor, group: int, *, in_batch: bool = True, temp
     if exclude is not None and in_batch:
         logits = logits.masked_fill(exclude, float("-inf"))
     if not in_batch:
-        return F.cross_entropy(group_scores(logits, group), torch.zeros(scores.shape[0], dtype=torch.long))
-    target = torch.arange(scores.shape[0]) * group
+        return F.cross_entropy(group_scores(logits, group),
+                               torch.zeros(scores.shape[0], dtype=torch.long, device=scores.device))
+    target = torch.arange(scores.shape[0], device=scores.device) * group
     return F.cross_entropy(logits, target)
 
 
@@ -159,14 +160,15 @@ class SparseLoss:
         logs: dict = {}
         total = scores.new_zeros(())
         if self.contrastive_weight > 0:
-            exclude = torch.as_tensor(batch.false_negatives()) if batch.positives else None
+            exclude = torch.as_tensor(batch.false_negatives(), device=scores.device) if batch.positives else None
             rank = contrastive(scores, batch.group, in_batch=self.in_batch, temperature=self.temperature,
                                exclude=exclude)
             total = total + self.contrastive_weight * rank
             logs["contrastive"] = float(rank.detach())
         if self.distill != "none" and batch.teacher and batch.group > 1:
             names = [t for t in batch.teacher if not self.teacher_weights or t in self.teacher_weights]
-            teacher = ensemble_teacher({t: torch.as_tensor(batch.teacher[t]) for t in names}, self.teacher_weights,
+            teacher = ensemble_teacher({t: torch.as_tensor(batch.teacher[t], device=scores.device) for t in names},
+                                       self.teacher_weights,
                                        scale=self.teacher_scale)
             student = group_scores(scores, batch.group) / self.temperature
             kd = kl_distillation(student, teacher, self.distill_temperature) if self.distill == "kl" \

@@ -65,8 +65,10 @@ class TrainableSparse(torch.nn.Module):
         self.token_top_k = int(token_top_k)
         self.bf16 = bool(bf16)
         self.dim = int(self.mlm.get_output_embeddings().weight.shape[0])
-        self.special = torch.tensor(sorted(i for i in self.tokenizer.all_special_ids if i is not None and i < self.dim),
-                                    dtype=torch.int64)
+        # a buffer so that it follows the model to its device; not persistent: checkpoints keep their keys
+        self.register_buffer("special", torch.tensor(sorted(i for i in self.tokenizer.all_special_ids
+                                                            if i is not None and i < self.dim), dtype=torch.int64),
+                             persistent=False)
         # learned query weights: softplus(raw) so that they stay positive; set from IDF by set_idf()
         self.query_raw = torch.nn.Parameter(torch.zeros(self.dim)) if query_weights == "learned" else None
 
@@ -86,7 +88,7 @@ class TrainableSparse(torch.nn.Module):
         """Initialise learned query weights from an IDF table (inverse softplus)."""
         if self.query_raw is None:
             return
-        w = torch.as_tensor(np.asarray(idf, dtype=np.float32)).clamp(min=1e-4)
+        w = torch.as_tensor(np.asarray(idf, dtype=np.float32), device=self.query_raw.device).clamp(min=1e-4)
         with torch.no_grad():
             self.query_raw.copy_(w + torch.log(-torch.expm1(-w)))
 
@@ -95,7 +97,7 @@ class TrainableSparse(torch.nn.Module):
         if self.query_weights_mode == "learned":
             w = torch.nn.functional.softplus(self.query_raw)
         elif self.query_weights_mode == "binary":
-            w = torch.ones(self.dim)
+            w = torch.ones(self.dim, device=self.special.device)
         else:
             if idf is None:
                 raise ValueError("IDF query weights need the training corpus's IDF table")
@@ -110,6 +112,7 @@ class TrainableSparse(torch.nn.Module):
     def inference_free_queries(self, texts: Sequence[str], idf: Sequence[torch.Tensor | None]) -> torch.Tensor:
         """``[len(texts), |V|]`` query vectors: each distinct token weighted by the table of its data set."""
         ids = self.query_token_ids(texts)
+        device = self.special.device
         tables: dict[int, torch.Tensor] = {}  # one table per data set, not per query
         rows, cols, vals = [], [], []
         for i, tokens in enumerate(ids):
@@ -118,11 +121,11 @@ class TrainableSparse(torch.nn.Module):
             key = id(idf[i])
             if key not in tables:
                 tables[key] = self.query_table(idf[i])
-            u = torch.unique(torch.as_tensor(tokens, dtype=torch.int64))
+            u = torch.unique(torch.as_tensor(tokens, dtype=torch.int64)).to(device)
             rows.append(torch.full_like(u, i))
             cols.append(u)
             vals.append(tables[key][u])
-        out = torch.zeros(len(ids), self.dim)
+        out = torch.zeros(len(ids), self.dim, device=device)
         if rows:
             out = out.index_put((torch.cat(rows), torch.cat(cols)), torch.cat(vals))
         return out
@@ -141,9 +144,9 @@ class TrainableSparse(torch.nn.Module):
             return SlimEncoder(self.mlm, self.tokenizer, token_top_k=self.token_top_k, **common)
         enc = InferenceFreeEncoder(self.mlm, self.tokenizer, **common)
         if self.query_weights_mode == "learned":
-            enc.set_query_weights(self.query_table(None).detach().numpy(), source="learned")
+            enc.set_query_weights(self.query_table(None).detach().cpu().numpy(), source="learned")
         elif self.query_weights_mode == "binary":
-            enc.set_query_weights(self.query_table(None).detach().numpy(), source="binary")
+            enc.set_query_weights(self.query_table(None).detach().cpu().numpy(), source="binary")
         elif idf is not None:
             enc.set_query_weights(np.asarray(idf, dtype=np.float32), source="idf")
         return enc

@@ -99,6 +99,8 @@ class DocumentFrequency:
 
     def update(self, w: torch.Tensor) -> torch.Tensor:
         batch = (w.detach() > 0).float().mean(dim=0)
+        if self.value.device != batch.device:  # follows the model (a checkpoint loads it on the CPU)
+            self.value = self.value.to(batch.device)
         m = self.momentum if self.updates else 0.0
         self.value = m * self.value + (1 - m) * batch
         self.updates += 1

@@ -36,7 +36,7 @@ class ShipCheckError(RuntimeError):
 
 def ship(model_dir: str | os.PathLike, name: str, *, sample: Sequence[str], dtype: str = "bfloat16",
          dest_root: str | os.PathLike | None = None, min_agreement: float = 0.98, overwrite: bool = True,
-         card: str | None = None) -> Path:
+         card: str | None = None, doc_top_k: int | None = None) -> Path:
     """Write ``model_dir`` as the shipped model ``name`` (default under ``lsr/models/``).
 
     Args:
@@ -46,6 +46,8 @@ def ship(model_dir: str | os.PathLike, name: str, *, sample: Sequence[str], dtyp
         dtype: storage precision of the weights (``bfloat16``, ``float16`` or ``float32``).
         min_agreement: the least mean top-64-term agreement between trained and shipped vectors on ``sample``.
         card: the model card (``README.md`` of the folder).
+        doc_top_k: keep at most this many terms per document vector when serving (the encoder's ``top_k``;
+            a bound on index size and latency, e.g. 256); None leaves the trained model's setting.
 
     Returns:
         The folder written.
@@ -59,6 +61,10 @@ def ship(model_dir: str | os.PathLike, name: str, *, sample: Sequence[str], dtyp
     enc = load_encoder(Path(model_dir))
     if getattr(enc, "kind", None) == "inference-free":
         enc.corpus_idf = True  # trained with each corpus's own IDF: refit on the corpus it indexes
+    if doc_top_k is not None:
+        if int(doc_top_k) < 0:
+            raise ValueError(f"doc_top_k must be >= 0 (0: no bound), got {doc_top_k}")
+        enc.top_k = int(doc_top_k)  # applied to 'before' too: the check measures the weights' rounding only
     dest = Path(dest_root) if dest_root is not None else SHIPPED_DIR
     target = dest / name
     texts = list(sample)

@@ -13,8 +13,13 @@ target (``target_nnz`` / ``target_flops``), the output of a :class:`~training.re
 Written to ``output_dir``: ``config.json``, ``train_log.jsonl`` (one line per step: losses, lambdas,
 non-zeros, FLOPS, learning rate, seconds), ``eval_log.jsonl``, ``checkpoints/step-N/`` (model,
 optimizer, scheduler, controllers, RNG; the last ``keep`` kept), ``model/`` (an lsr encoder
-directory: ``lsr evaluate --encoder output_dir/model``), ``training.png`` and ``summary.json``.
+directory: ``lsr evaluate --encoder output_dir/model``), ``training.png`` and ``summary.json``; with
+``eval.keep_best``, ``best/`` holds the model of the evaluation with the highest ``eval.select``
+measure (on the eval split: a dev split, never the test split) and its ``selection.json``.
 Starting again on the same ``output_dir`` resumes from the latest checkpoint.
+
+``optim.device`` runs the steps on a GPU (``cuda``, ``cuda:N``, or ``auto``: a GPU when torch sees one);
+data, teachers, evaluation and the saved files stay the same.
 
 Example:
     >>> from training import load_config, train
@@ -88,6 +93,16 @@ class CollapseGuard:
                 f"{self.dim} terms); raise regularizer.doc.weight or set regularizer.doc.target_nnz")
 
 
+def resolve_device(name: str) -> torch.device:
+    """``optim.device`` as a torch device: ``auto`` is the first GPU when torch sees one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"optim.device is {name!r} but torch sees no GPU (torch {torch.__version__}); "
+                           "set optim.device to 'cpu' or 'auto'")
+    return torch.device(name)
+
+
 class Trainer:
     """Runs a :class:`~training.config.TrainConfig` (see the module documentation)."""
 
@@ -100,9 +115,10 @@ class Trainer:
             torch.set_num_threads(int(config.optim.threads))
         torch.manual_seed(config.optim.seed)
         m = config.model
+        self.device = resolve_device(config.optim.device)
         self.model = TrainableSparse(m.kind, m.backbone, query_weights=m.query_weights, activation=m.activation,
                                      query_max_length=m.query_max_length, doc_max_length=m.doc_max_length,
-                                     token_top_k=m.token_top_k, bf16=m.bf16)
+                                     token_top_k=m.token_top_k, bf16=m.bf16).to(self.device)
         self.sources = sources if sources is not None else self._load_sources()
         self._prepare_idf()
         self.batcher = Batcher(self.sources, config.optim.batch_size, config.data.n_negatives, config.optim.seed)
@@ -149,7 +165,7 @@ class Trainer:
         for s in self.sources:
             if s.idf is None:
                 s.idf = idf_table(self.model.mlm, self.model.tokenizer, s.docs.values())
-        self.idf = [torch.as_tensor(s.idf) for s in self.sources]
+        self.idf = [torch.as_tensor(s.idf, device=self.device) for s in self.sources]
         # the table saved with the model: IDF over all training documents
         if len(self.sources) == 1:
             self.saved_idf = self.sources[0].idf
@@ -255,6 +271,10 @@ class Trainer:
         plot_training_log(self.out)
         summary = {"steps": self.step, "train_seconds": round(self.elapsed, 1), "evaluations": self.evaluations,
                    "model_dir": str(model_dir), "config": cfg.to_dict()}
+        best = [r for r in self.evaluations if r.get("best")]
+        if best:
+            summary["best"] = {"dir": str(self.out / "best"), "step": best[-1]["step"],
+                               cfg.eval.selection_measure: best[-1][cfg.eval.selection_measure]}
         from eval.atomic import atomic_file
 
         with atomic_file(self.out / "summary.json") as tmp:
@@ -284,11 +304,31 @@ class Trainer:
         self.model.mlm.train()
         rec = {"step": self.step, "dataset": f"{e.dataset}/{e.split}", **result.effectiveness,
                "doc_nnz": result.efficiency["doc_nnz"]["mean"], "seconds": round(time.perf_counter() - t0, 1)}
+        if e.keep_best:
+            measure = e.selection_measure
+            before = [r[measure] for r in self.evaluations if measure in r]
+            if measure not in rec:
+                raise KeyError(f"eval.select: the evaluation has no {measure!r} (it reported {sorted(rec)})")
+            if not before or rec[measure] > max(before):
+                rec["best"] = True
+                self.save_best(rec, measure)
         self.evaluations.append(rec)
         with open(self.out / "eval_log.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(rec) + "\n")
         logger.info("eval at step %d: %s", self.step, rec)
         return rec
+
+    def save_best(self, rec: dict, measure: str) -> Path:
+        """The model as it is now, as ``output_dir/best`` (an lsr encoder) with ``selection.json`` saying why."""
+        from eval.atomic import atomic_file
+
+        path = self.save_model(self.out / "best")
+        with atomic_file(path / "selection.json") as tmp:
+            tmp.write_text(json.dumps({"step": self.step, "measure": measure, "value": rec[measure],
+                                       "dataset": rec["dataset"]}, indent=2) + "\n", encoding="utf-8")
+        logger.info("best so far at step %d: %s %.4f on %s (saved in %s)", self.step, measure, rec[measure],
+                    rec["dataset"], path)
+        return path
 
     def save_model(self, path: Path) -> Path:
         enc = self.model.to_encoder(idf=self.saved_idf)

@@ -47,13 +47,17 @@ def packaged_path(name: str) -> Path | None:
 
 
 def resolve(name_or_path: str) -> str:
-    """A loadable location: a directory path, or a hub name passed through."""
+    """A loadable location: a directory path, a packaged or shipped model's folder, or a hub name passed through."""
     p = Path(name_or_path).expanduser()
     if p.is_dir():
         if not (p / "config.json").exists():
             raise ModelLoadError(f"{p} has no config.json: not a Hugging Face model directory")
         return str(p)
     key = ALIASES.get(name_or_path, name_or_path)
+    from . import SHIPPED, shipped_path
+
+    if key in SHIPPED:  # a model trained by lsr and shipped in this package (e.g. a backbone for another round)
+        return str(shipped_path(key))
     if key in PACKAGED:
         path = packaged_path(key)
         if path is None:

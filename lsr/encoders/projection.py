@@ -62,23 +62,24 @@ class MaxPoolProjection(torch.autograd.Function):
     @staticmethod
     def forward(ctx, h, W, b, lengths, low_precision):
         lengths = [int(x) for x in lengths]
-        n_texts, dim = len(lengths), W.shape[0]
-        pooled = torch.full((n_texts, dim), float("-inf"), dtype=torch.float32)
-        arg = torch.zeros((n_texts, dim), dtype=torch.int32)
-        offsets = torch.zeros(n_texts, dtype=torch.int64)
+        n_texts, dim, device = len(lengths), W.shape[0], h.device
+        pooled = torch.full((n_texts, dim), float("-inf"), dtype=torch.float32, device=device)
+        arg = torch.zeros((n_texts, dim), dtype=torch.int32, device=device)
+        starts = [0] * n_texts
         dtype = torch.bfloat16 if low_precision else torch.float32
         with torch.no_grad():
             Wc, bc = W.detach().to(dtype), b.detach().to(dtype)[:, None]
             hc = h.detach().to(dtype)
             row = 0
             for t, n in enumerate(lengths):
-                offsets[t] = row
+                starts[t] = row
                 if n:
                     # |V| x n logits, bias fused into the product; reducing along the contiguous axis is
                     # ~2x faster than max over rows of the n x |V| layout
                     v, i = torch.addmm(bc, Wc, hc[row:row + n].T).max(dim=1)
                     pooled[t], arg[t] = v.float(), i.to(torch.int32)
                 row += n
+        offsets = torch.tensor(starts, dtype=torch.int64, device=device)
         ctx.save_for_backward(h, W, arg, offsets)
         return pooled
 
@@ -91,15 +92,15 @@ class MaxPoolProjection(torch.autograd.Function):
         rows = offsets[t] + arg[t, j].to(torch.int64)
         grad_h = grad_W = grad_b = None
         if ctx.needs_input_grad[0]:
-            grad_h = torch.zeros(h.shape, dtype=torch.float32)
+            grad_h = torch.zeros(h.shape, dtype=torch.float32, device=h.device)
             grad_h.index_add_(0, rows, g[:, None] * W[j].float())
             grad_h = grad_h.to(h.dtype)
         if ctx.needs_input_grad[1]:
-            grad_W = torch.zeros(W.shape, dtype=torch.float32)
+            grad_W = torch.zeros(W.shape, dtype=torch.float32, device=W.device)
             grad_W.index_add_(0, j, g[:, None] * h[rows].float())
             grad_W = grad_W.to(W.dtype)
         if ctx.needs_input_grad[2]:
-            grad_b = torch.zeros(W.shape[0], dtype=torch.float32).index_add_(0, j, g)
+            grad_b = torch.zeros(W.shape[0], dtype=torch.float32, device=W.device).index_add_(0, j, g)
         return grad_h, grad_W, grad_b, None, None
 
 
@@ -126,8 +127,8 @@ class TopKProjection(torch.autograd.Function):
     @staticmethod
     def forward(ctx, h, W, b, k, low_precision):
         n = h.shape[0]
-        vals = torch.zeros((n, k), dtype=torch.float32)
-        idx = torch.zeros((n, k), dtype=torch.int64)
+        vals = torch.zeros((n, k), dtype=torch.float32, device=h.device)
+        idx = torch.zeros((n, k), dtype=torch.int64, device=h.device)
         with torch.no_grad():
             for r0 in range(0, n, CHUNK_ROWS):
                 logits = _logits(h[r0:r0 + CHUNK_ROWS], W, b, low_precision)
@@ -146,11 +147,13 @@ class TopKProjection(torch.autograd.Function):
         j = idx[r, c]
         grad_h = grad_W = grad_b = None
         if ctx.needs_input_grad[0]:
-            grad_h = torch.zeros(h.shape, dtype=torch.float32).index_add_(0, r, g[:, None] * W[j].float()).to(h.dtype)
+            grad_h = torch.zeros(h.shape, dtype=torch.float32, device=h.device)
+            grad_h = grad_h.index_add_(0, r, g[:, None] * W[j].float()).to(h.dtype)
         if ctx.needs_input_grad[1]:
-            grad_W = torch.zeros(W.shape, dtype=torch.float32).index_add_(0, j, g[:, None] * h[r].float()).to(W.dtype)
+            grad_W = torch.zeros(W.shape, dtype=torch.float32, device=W.device)
+            grad_W = grad_W.index_add_(0, j, g[:, None] * h[r].float()).to(W.dtype)
         if ctx.needs_input_grad[2]:
-            grad_b = torch.zeros(W.shape[0], dtype=torch.float32).index_add_(0, j, g)
+            grad_b = torch.zeros(W.shape[0], dtype=torch.float32, device=W.device).index_add_(0, j, g)
         return grad_h, grad_W, grad_b, None, None
 
 
@@ -183,7 +186,7 @@ def head_parts(mlm):
         raise ValueError(f"{type(mlm).__name__}: the sparse head needs an MLM head with a 'decoder' linear layer")
     bias = decoder.bias if decoder.bias is not None else getattr(head, "bias", None)
     if bias is None:
-        bias = torch.zeros(weight.shape[0])
+        bias = torch.zeros(weight.shape[0], device=weight.device)
     transform = getattr(head, "transform", None)
     if transform is None:  # RoBERTa-style: dense -> gelu -> layer_norm -> decoder
         def transform(x, head=head):
@@ -208,14 +211,15 @@ class TokenVectors(NamedTuple):
     lengths: list
 
 
-def _owner(lengths) -> torch.Tensor:
-    return torch.repeat_interleave(torch.arange(len(lengths)), torch.as_tensor(list(lengths), dtype=torch.int64))
+def _owner(lengths, device=None) -> torch.Tensor:
+    counts = torch.as_tensor(list(lengths), dtype=torch.int64, device=device)
+    return torch.repeat_interleave(torch.arange(len(lengths), device=device), counts)
 
 
 def pooled_tokens(t: TokenVectors, dim: int) -> torch.Tensor:
     """Max over each text's token vectors (SLIM's pooled approximation, what the index holds), ``[texts, dim]``."""
-    flat = _owner(t.lengths)[:, None].expand_as(t.indices) * dim + t.indices
-    out = torch.zeros(len(t.lengths) * dim, dtype=t.values.dtype)
+    flat = _owner(t.lengths, t.indices.device)[:, None].expand_as(t.indices) * dim + t.indices
+    out = torch.zeros(len(t.lengths) * dim, dtype=t.values.dtype, device=t.values.device)
     out = out.scatter_reduce(0, flat.reshape(-1), t.values.reshape(-1), "amax", include_self=True)
     return out.view(len(t.lengths), dim)
 
@@ -224,22 +228,30 @@ def late_interaction(q: TokenVectors, d: TokenVectors, dim: int) -> torch.Tensor
     """SLIM scores ``[Q, D]``: ``sum_i max_j q_i . d_j`` over query tokens ``i`` and document tokens ``j``
     (each max clipped at 0), differentiable. The index's Numba kernel (:mod:`index.late`) computes the
     same sum over stored token vectors at search time."""
-    rows_q = q.values.shape[0]
-    q_dense = torch.zeros(rows_q, dim, dtype=q.values.dtype).scatter(1, q.indices, q.values)
+    rows_q, device = q.values.shape[0], q.values.device
+    q_dense = torch.zeros(rows_q, dim, dtype=q.values.dtype, device=device).scatter(1, q.indices, q.values)
     sims = (q_dense[:, d.indices] * d.values[None]).sum(-1)  # [rows_q, rows_d]
-    per_doc = [part.max(dim=1).values.clamp(min=0) if part.shape[1] else torch.zeros(rows_q)
+    per_doc = [part.max(dim=1).values.clamp(min=0) if part.shape[1] else torch.zeros(rows_q, device=device)
                for part in torch.split(sims, list(d.lengths), dim=1)]
     by_row = torch.stack(per_doc, dim=1)  # [rows_q, D]
-    return torch.zeros(len(q.lengths), by_row.shape[1]).index_add(0, _owner(q.lengths), by_row)
+    return torch.zeros(len(q.lengths), by_row.shape[1], device=device).index_add(0, _owner(q.lengths, device), by_row)
+
+
+def model_device(mlm) -> torch.device:
+    """Where a model's weights live (the CPU for a model without parameters)."""
+    first = next(iter(mlm.parameters()), None)
+    return first.device if first is not None else torch.device("cpu")
 
 
 def token_rows(mlm, tokenizer, texts: Sequence[str], max_length: int, low_precision: bool = False):
     """Transformed hidden states of the non-padding tokens, texts one after the other: ``(h, lengths)``."""
     from . import models
 
+    device = model_device(mlm)
     tok = tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    tok = {name: value.to(device) for name, value in tok.items()}
     mask = tok["attention_mask"].bool()
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(low_precision))
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(low_precision))
     with autocast:
         hidden = models.base_model(mlm)(**tok).last_hidden_state[mask]
         transform, _, _ = head_parts(mlm)

@@ -128,7 +128,7 @@ class SlimEncoder(SpladeEncoder):
                 batch = texts[start:start + self.batch_size]
                 t = token_weights(model, self.tokenizer, batch, max_length, self.token_top_k,
                                   activation=self.activation, low_precision=self.dtype == "bfloat16")
-                vals, idx = t.values, t.indices
+                vals, idx = t.values.cpu(), t.indices.cpu()
                 keep = vals > 0
                 rows = torch.arange(vals.shape[0]).unsqueeze(1).expand_as(idx)[keep].numpy()
                 parts.append(sp.csr_array((vals[keep].numpy(), (rows, idx[keep].numpy())),

@@ -40,7 +40,7 @@ from index.sparse import as_csr
 
 from . import models
 from .base import EncoderFormatError, SparseEncoder, config_of
-from .projection import ACTIVATIONS, activate, pooled_weights, prune_top_k
+from .projection import ACTIVATIONS, activate, model_device, pooled_weights, prune_top_k
 
 logger = logging.getLogger(__name__)
 
@@ -170,6 +170,27 @@ class SpladeEncoder(SparseEncoder):
     def _activate(self, x):
         return activate(x, self.activation)
 
+    def to(self, device) -> SpladeEncoder:
+        """Run the model(s) on ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``: a GPU when torch sees
+        one); vectors come back as SciPy CSR on the CPU either way. Returns the encoder.
+
+        Example:
+            >>> enc = load_encoder("splade-tiny").to("auto")                 # doctest: +SKIP
+        """
+        import torch
+
+        name = str(device)
+        if name == "auto":
+            name = "cuda" if torch.cuda.is_available() else "cpu"
+        if self.dtype == "int8" and name != "cpu":
+            raise ValueError("int8 (dynamically quantized) models run on the CPU only; use dtype float32 or bfloat16")
+        if name.startswith("cuda") and not torch.cuda.is_available():
+            raise RuntimeError(f"device {name!r}: torch {torch.__version__} sees no GPU; use 'cpu' or 'auto'")
+        for model in (self.model, self.query_model):
+            if model is not None:
+                model.to(torch.device(name))
+        return self
+
     def _runtime_model(self, model):
         """The model that encodes: ``model`` itself, or its int8 copy when ``dtype="int8"``."""
         if self.dtype != "int8":
@@ -202,12 +223,14 @@ class SpladeEncoder(SparseEncoder):
         import torch
 
         model = self._runtime_model(model)
+        device = model_device(model)
         tok = self.tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        tok = {name: value.to(device) for name, value in tok.items()}
         mask = tok["attention_mask"].bool()
         lengths = mask.sum(dim=1).tolist()
         head = models.mlm_head(model)
-        out = torch.zeros((len(texts), self.dim), dtype=torch.float32)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.dtype == "bfloat16"):
+        out = torch.zeros((len(texts), self.dim), dtype=torch.float32, device=device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.dtype == "bfloat16"):
             rows = models.base_model(model)(**tok).last_hidden_state[mask]  # only real tokens are projected
             self._pool_rows(head, rows, lengths, out)
         return out
@@ -237,7 +260,7 @@ class SpladeEncoder(SparseEncoder):
         pooled = prune_top_k(pooled, self.top_k)
         if self.threshold > 0:
             pooled = torch.where(pooled >= self.threshold, pooled, torch.zeros_like(pooled))
-        dense = pooled.numpy()
+        dense = pooled.cpu().numpy()
         return sp.csr_array(dense)
 
     def _encode(self, model, texts: Iterable[str], max_length: int, show_progress: bool, desc: str) -> sp.csr_array:

@@ -26,6 +26,10 @@ def test_it_loads_offline_by_name_as_an_inference_free_encoder(shipped):
     assert size < 20e6, f"the shipped model is {size / 1e6:.1f} MB; the package allows ~20 MB"
     meta = json.loads((folder / "lsr.json").read_text())
     assert meta["query_weights"]["file"] == "idf.json"
+    # the name is also a backbone (another round of training starts from it)
+    from lsr.encoders import models
+
+    assert models.resolve("inference-free-tiny") == str(folder)
 
 
 def test_it_encodes_documents_sparsely_and_queries_without_a_model(shipped):

@@ -234,3 +234,26 @@ def test_int8_agrees_with_float32_and_keeps_float_weights(model, tokenizer, tmp_
     again = load_encoder(enc.save(tmp_path / "m"))
     assert again.dtype == "int8"
     assert (again.encode_documents(TEXTS) != b).nnz == 0
+
+
+def test_device_placement(model, tokenizer, data_root, tmp_path):
+    enc = SpladeEncoder(model, tokenizer)
+    before = enc.encode_documents(TEXTS)
+    assert enc.to("auto") is enc  # the CPU here, a GPU where torch sees one
+    after = enc.encode_documents(TEXTS)
+    assert after.shape == before.shape and abs(after - before).max() < 1e-4
+    enc.to("cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="sees no GPU"):
+            enc.to("cuda")
+    with pytest.raises(ValueError, match="CPU only"):
+        SpladeEncoder(model, tokenizer, dtype="int8").to("cuda:0")
+    from lsr.cli import main
+
+    saved = enc.save(tmp_path / "m")
+    rc = main(["evaluate", "--dataset", "adi", "--data-dir", str(data_root), "--encoder", "bm25", "--encoder",
+               str(saved), "--device", "auto", "--out", str(tmp_path / "out"), "-q"])
+    assert rc == 0
+    if not torch.cuda.is_available():
+        assert main(["evaluate", "--dataset", "adi", "--data-dir", str(data_root), "--encoder", str(saved),
+                     "--device", "cuda", "--out", str(tmp_path / "out2"), "-q"]) == 2  # a usage error, named

@@ -45,3 +45,19 @@ def test_a_lossy_precision_is_refused(tmp_path, trained):
     with pytest.raises(ShipCheckError, match="agreement"):
         ship(trained, "tiny-test", sample=TEXTS, dest_root=tmp_path / "models", min_agreement=1.01)
     assert not (tmp_path / "models" / "tiny-test").exists()  # nothing half-written
+
+
+def test_a_document_term_bound_ships_with_the_model(tmp_path, trained):
+    full = load_encoder(trained).encode_documents(TEXTS)
+    assert np.diff(full.indptr).max() > 3
+    out = ship(trained, "tiny-test", sample=TEXTS, dest_root=tmp_path / "models", doc_top_k=3)
+    enc = load_encoder(out)
+    assert enc.top_k == 3 and json.loads((out / "lsr.json").read_text())["config"]["top_k"] == 3
+    docs = enc.encode_documents(TEXTS)
+    assert np.diff(docs.indptr).max() <= 3
+    for i in range(len(TEXTS)):  # the heaviest terms are the ones kept
+        kept = set(docs.indices[docs.indptr[i]:docs.indptr[i + 1]])
+        row = full[[i]].toarray().ravel()
+        assert kept <= set(np.argsort(-row)[:4])
+    with pytest.raises(ValueError, match="doc_top_k"):
+        ship(trained, "tiny-test", sample=TEXTS, dest_root=tmp_path / "models2", doc_top_k=-1)

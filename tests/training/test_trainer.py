@@ -215,6 +215,16 @@ def test_beir_source_mines_negatives_and_caches(tiny_beir, tmp_path, monkeypatch
     relative = tdata.beir_source(tiny_beir.name, "test", data_dir=".", teachers=["bm25"], depth=10, keep=2,
                                  cache_dir=tmp_path, show_progress=False)
     assert [e.negatives for e in relative.examples] == [e.negatives for e in src.examples]
+    # the cache, gzipped and carried elsewhere, is a JSONL source of the same examples
+    import gzip
+
+    (cache,) = tmp_path.glob("tiny-test-*.jsonl")
+    carried = tmp_path / "carried.jsonl.gz"
+    carried.write_bytes(gzip.compress(cache.read_bytes()))
+    reused = tdata.jsonl_source(carried, corpus=str(tiny_beir))
+    assert [(e.qid, e.query, e.positives, e.negatives, e.scores) for e in reused.examples] == \
+        [(e.qid, e.query, e.positives, e.negatives, e.scores) for e in src.examples]
+    assert reused.docs == src.docs
 
 
 def test_batches_are_deterministic_and_fill_missing_negatives(triples):
@@ -223,6 +233,52 @@ def test_batches_are_deterministic_and_fill_missing_negatives(triples):
     one, two = b.batch(7), b.batch(7)
     assert one.queries == two.queries and one.docs == two.docs
     assert len(one.docs) == 9 and one.group == 3
+    # the filled-in negatives keep the batch's keys aligned with its documents (no corpus key list leaks in)
+    assert len(one.doc_keys) == 9 and all(k.startswith("0:") for k in one.doc_keys)
+    assert [src.docs[k[2:]] for k in one.doc_keys] == one.docs
+
+
+def test_keep_best_saves_the_model_of_the_best_dev_evaluation(tmp_path, backbone, triples, tiny_beir, monkeypatch):
+    from lsr import pipeline
+
+    cfg = _config(tmp_path, backbone, triples, **{
+        "optim.steps": 6, "eval.dataset": str(tiny_beir), "eval.split": "test", "eval.every": 2,
+        "eval.measures": "nDCG@10,R@100", "eval.select": "R@100", "eval.keep_best": True, "eval.k": 10})
+    trainer = Trainer(cfg, show_progress=False)
+    scores = iter([0.2, 0.5, 0.4])  # the evaluations' R@100, fixed: the second one must win
+    original = pipeline.evaluate_dataset
+
+    def fixed(*args, **kwargs):
+        result = original(*args, **kwargs)
+        result.effectiveness["R@100"] = next(scores)
+        return result
+
+    monkeypatch.setattr(pipeline, "evaluate_dataset", fixed)
+    result = trainer.train()
+    assert [r["step"] for r in result.evaluations] == [2, 4, 6]
+    assert [bool(r.get("best")) for r in result.evaluations] == [True, True, False]
+    selection = json.loads((tmp_path / "run" / "best" / "selection.json").read_text())
+    assert selection == {"step": 4, "measure": "R@100", "value": 0.5, "dataset": f"{tiny_beir}/test"}
+    assert load_encoder(str(tmp_path / "run" / "best")).kind == "inference-free"
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["best"]["step"] == 4 and summary["best"]["R@100"] == 0.5
+    with pytest.raises(ConfigError, match="select"):
+        _config(tmp_path, backbone, triples, **{"eval.dataset": "x", "eval.select": "MRR@10"}).check()
+
+
+def test_device_setting(tmp_path, backbone, triples):
+    from training.trainer import resolve_device
+
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="sees no GPU"):
+            resolve_device("cuda")
+    with pytest.raises(ConfigError, match="device"):
+        _config(tmp_path, backbone, triples, **{"optim.device": "gpu"}).check()
+    trainer = Trainer(_config(tmp_path, backbone, triples, **{"optim.device": "auto"}), show_progress=False)
+    assert next(trainer.model.parameters()).device.type == trainer.device.type
+    assert np.isfinite(trainer.train_step()["loss"])
 
 
 def test_bad_training_files_name_the_line(tmp_path):
