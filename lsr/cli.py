@@ -137,11 +137,16 @@ def build_parser() -> argparse.ArgumentParser:
         "encode", formatter_class=_Formatter, parents=[common],
         help="encode a corpus into CSR shards (resumable)",
         description="Encode a corpus into CSR shards on disk with bounded memory. Run the same command "
-                    "again after an interruption: finished shards are kept and encoding resumes.",
+                    "again after an interruption: finished shards are kept and encoding resumes. With --part I/N, "
+                    "encode only the I-th of N parts (blocks of --shard-size documents, every N-th one), so N "
+                    "machines or processes share the work; index build --shards takes all N folders.",
         epilog=(
             "examples:\n"
             "  lsr encode --dataset scifact --encoder splade-tiny --out enc/scifact\n"
             "  lsr index build --shards enc/scifact --out idx/scifact-splade\n"
+            "  lsr encode --dataset msmarco-passage --encoder splade-tiny --out enc/p1 --part 1/2   # machine 1\n"
+            "  lsr encode --dataset msmarco-passage --encoder splade-tiny --out enc/p2 --part 2/2   # machine 2\n"
+            "  lsr index build --shards enc/p1 enc/p2 --out idx/msmarco-splade\n"
         ),
     )
     _add_data_options(en)
@@ -150,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     en.add_argument("--out", required=True, help="encoding folder")
     en.add_argument("--shard-size", type=int, default=4096, help="documents per shard (default 4096)")
     en.add_argument("--overwrite", action="store_true", help="start over instead of resuming")
+    en.add_argument("--part", metavar="I/N", help="encode only the I-th of N parts of the corpus (1 <= I <= N)")
     en.set_defaults(handler=cmd_encode, sub=en)
 
     # ---- export
@@ -169,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     ex.add_argument("--index", help="an index directory built by lsr (with its encoder)")
-    ex.add_argument("--shards", help="an encoding folder written by `lsr encode`")
+    ex.add_argument("--shards", nargs="+", help="an encoding folder written by `lsr encode` (or all its parts)")
     ex.add_argument("--queries", help="export these queries (BEIR jsonl or TSV), encoded by the index's encoder")
     ex.add_argument("--out", required=True,
                     help="output, its format chosen by the name: documents to .jsonl[.gz] (Anserini "
@@ -222,7 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_data_options(b)
     b.add_argument("--corpus", help="a corpus file (BEIR corpus.jsonl[.gz]) instead of --dataset")
-    b.add_argument("--shards", help="a folder written by `lsr encode` instead of --dataset/--corpus")
+    b.add_argument("--shards", nargs="+", help="a folder written by `lsr encode` (or the folders of all its "
+                   "--part runs) instead of --dataset/--corpus")
     b.add_argument("--encoder", help="encoder spec, packaged model or model directory (not with --shards)")
     b.add_argument("--out", required=True, help="index directory to write")
     b.add_argument("--overwrite", action="store_true", help="replace an existing index directory")
@@ -513,13 +520,18 @@ def _corpus_from_args(args, parser, fields: bool = False):
 
 
 def cmd_encode(args, parser) -> int:
-    from .encoding import encode_corpus
+    from .encoding import encode_corpus, parse_part
 
+    try:
+        part = parse_part(args.part)
+    except ValueError as e:
+        parser.error(f"--part: {e}")
     corpus = _corpus_from_args(args, parser)
     summary = encode_corpus(args.encoder, corpus, args.out, shard_size=args.shard_size, overwrite=args.overwrite,
-                            show_progress=not args.quiet)
+                            show_progress=not args.quiet, part=part)
     resumed = f", {summary.resumed_shards} resumed" if summary.resumed_shards else ""
-    print(f"encoded {summary.n_docs} documents into {summary.n_shards} shards{resumed} -> {summary.path}")
+    which = f" (part {part[0]}/{part[1]})" if part[1] > 1 else ""
+    print(f"encoded {summary.n_docs} documents into {summary.n_shards} shards{which}{resumed} -> {summary.path}")
     return EXIT_OK
 
 
@@ -601,9 +613,9 @@ def cmd_export(args, parser) -> int:
         from .encoders import load_encoder
         from .encoding import ENCODER_DIR, read_all_shards
 
-        terms = load_encoder(Path(args.shards) / ENCODER_DIR).terms()
+        terms = load_encoder(Path(args.shards[0]) / ENCODER_DIR).terms()
         ids, vectors = read_all_shards(args.shards)
-        what = _write_documents(args.out, ids, vectors, terms, args.scale, Path(args.shards).name)
+        what = _write_documents(args.out, ids, vectors, terms, args.scale, Path(args.shards[0]).name)
         print(f"wrote {len(ids)} document vectors to {args.out}: {what}")
         return EXIT_OK
     from .pipeline import Retriever

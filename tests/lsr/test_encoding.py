@@ -113,3 +113,68 @@ def test_cli_index_build_reorder(data_root, tmp_path, capsys):
                  "--reorder", "bp", "--out", str(tmp_path / "idx"), "-q"]) == 0
     info = Retriever.load(tmp_path / "idx").index.manifest["reorder"]
     assert info["method"] == "bp" and info["log2_gap_after"] < 0.98 * info["log2_gap_before"]  # 4.12 -> 3.98 bits
+
+
+def _index_files_equal(a, b):
+    for name in ("posting_docs", "posting_weights", "offsets"):
+        if name in a.arrays or name in b.arrays:
+            np.testing.assert_array_equal(np.asarray(a.arrays[name]), np.asarray(b.arrays[name]))
+    assert a.doc_ids.tolist() == b.doc_ids.tolist()
+
+
+def test_parts_give_the_index_of_one_run(tmp_path):
+    from lsr.encoding import encoding_parts, read_all_shards
+
+    docs = corpus_of(47)  # 7 blocks of 7 (the last one short): parts of 3, 3 and 1 blocks
+    one = encode_corpus("bm25", docs, tmp_path / "one", shard_size=7, show_progress=False)
+    parts = [encode_corpus("bm25", docs, tmp_path / f"p{i}", shard_size=7, show_progress=False, part=f"{i}/3")
+             for i in (1, 2, 3)]
+    assert [p.n_shards for p in parts] == [3, 2, 2] and sum(p.n_docs for p in parts) == one.n_docs == 47
+    assert sorted(f.name for f in (tmp_path / "p2").glob("shard-*")) == ["shard-00001.npz", "shard-00004.npz"]
+    folders = [tmp_path / "p3", tmp_path / "p1", tmp_path / "p2"]  # any order
+    ids, vectors = read_all_shards(folders)
+    ids1, vectors1 = read_all_shards(tmp_path / "one")
+    assert ids == ids1 == [d for d, _ in docs] and (vectors != vectors1).nnz == 0
+    _index_files_equal(index_shards(folders, tmp_path / "idx-parts"), index_shards(tmp_path / "one", tmp_path / "idx"))
+    # BM25 is fitted on the whole corpus in every part: the encoders are the same
+    assert len(encoding_parts(folders)) == 3
+    # a part resumes like a whole run, and refuses to resume as another part
+    again = encode_corpus("bm25", docs, tmp_path / "p2", shard_size=7, show_progress=False, part=(2, 3))
+    assert again.n_shards == 2
+    with pytest.raises(ValueError, match="holds part 2/3"):
+        encode_corpus("bm25", docs, tmp_path / "p2", shard_size=7, show_progress=False, part="1/3")
+
+
+def test_parts_that_do_not_fit_together_are_refused(tmp_path):
+    docs = corpus_of(30)
+    for i in (1, 2):
+        encode_corpus("bm25", docs, tmp_path / f"p{i}", shard_size=5, show_progress=False, part=(i, 2))
+    with pytest.raises(ValueError, match="part\\(s\\) 2/2 .* missing"):
+        list(read_shards(tmp_path / "p1"))
+    with pytest.raises(ValueError, match="both part 1/2"):
+        list(read_shards([tmp_path / "p1", tmp_path / "p1"]))
+    encode_corpus("bm25", docs[:25], tmp_path / "short", shard_size=5, show_progress=False, part=(2, 2))
+    with pytest.raises(ValueError, match="differ in (encoder|corpus_blocks)"):
+        list(read_shards([tmp_path / "p1", tmp_path / "short"]))
+    encode_corpus("bm25:k1=1.2", docs, tmp_path / "other", shard_size=5, show_progress=False, part=(2, 2))
+    with pytest.raises(ValueError, match="differ in encoder"):
+        list(read_shards([tmp_path / "p1", tmp_path / "other"]))
+    with pytest.raises(ValueError, match="I/N"):
+        encode_corpus("bm25", docs, tmp_path / "x", part="2-of-3", show_progress=False)
+    with pytest.raises(ValueError, match="between 1 and N"):
+        encode_corpus("bm25", docs, tmp_path / "x", part="4/3", show_progress=False)
+
+
+def test_cli_encode_in_parts(data_root, tmp_path, capsys):
+    from lsr.cli import main
+
+    for i in (1, 2):
+        assert main(["encode", "--dataset", "adi", "--data-dir", str(data_root), "--encoder", "bm25", "--out",
+                     str(tmp_path / f"p{i}"), "--shard-size", "20", "--part", f"{i}/2", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "encoded 42 documents into 3 shards (part 1/2)" in out and "into 2 shards (part 2/2)" in out
+    assert main(["index", "build", "--shards", str(tmp_path / "p1"), str(tmp_path / "p2"), "--out",
+                 str(tmp_path / "idx"), "-q"]) == 0
+    assert Retriever.load(tmp_path / "idx").index.n_docs == 82
+    assert main(["encode", "--dataset", "adi", "--data-dir", str(data_root), "--encoder", "bm25", "--out",
+                 str(tmp_path / "x"), "--part", "0/2", "-q"]) == 2
