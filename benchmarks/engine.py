@@ -1,6 +1,7 @@
 """Engine benchmark: lsr's exact and approximate search against scipy, Seismic, BMP and PISA.
 
-Same vectors for every system (synthetic, see benchmarks/synthetic.py), one run, each system in its
+Same vectors for every system (synthetic, see benchmarks/synthetic.py: independent draws and a
+topic-structured collection, each reported in its own table; or real vectors), one run, each system in its
 own process. Prints a table of ms/query (1 and 2 threads), recall@10 against lsr exact, build time,
 index size and peak memory, with ratios against scipy and the anchors, and writes
 ``<out>/engine-<n>.json`` and ``<out>/engine.md``.
@@ -151,6 +152,8 @@ def main() -> int:
     ap.add_argument("--vectors", type=Path, nargs="+", default=[],
                     help="folders written by benchmarks/real_vectors.py (real vectors instead of synthetic ones)")
     ap.add_argument("--queries", type=int, default=500)
+    ap.add_argument("--collection", nargs="+", choices=("independent", "topical"), default=["independent", "topical"],
+                    help="synthetic kinds: documents drawn independently, and/or topic-structured (default both)")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--scipy-queries", type=int, default=50)
@@ -179,26 +182,34 @@ def main() -> int:
         write_markdown(args.out)
         return 0
     for n in args.docs:
-        with tempfile.TemporaryDirectory(prefix="lsr-engine-bench-") as tmp:
-            data = Path(tmp)
-            t0 = time.perf_counter()
-            docs, splade_q, inffree_q = synthetic.generate(n, args.queries, seed=n)
-            gen_s = time.perf_counter() - t0
-            save_csr(data / "docs.npz", docs)
-            save_csr(data / "splade.npz", splade_q)
-            save_csr(data / "inffree.npz", inffree_q)
-            stats = {**vector_stats(docs, {"splade": splade_q, "inffree": inffree_q}), "generate_s": gen_s}
-            print(f"{n:,} docs generated in {gen_s:.0f}s: {stats}", file=sys.stderr)
-            run_suite(data, str(n), f"{n:,} documents", stats, args)
+        for kind in args.collection:
+            with tempfile.TemporaryDirectory(prefix="lsr-engine-bench-") as tmp:
+                data = Path(tmp)
+                t0 = time.perf_counter()
+                if kind == "topical":
+                    c = synthetic.generate_topical(n, args.queries, seed=n)
+                    docs, splade_q, inffree_q = c.docs, c.splade_queries, c.inference_free_queries
+                else:
+                    docs, splade_q, inffree_q = synthetic.generate(n, args.queries, seed=n)
+                gen_s = time.perf_counter() - t0
+                save_csr(data / "docs.npz", docs)
+                save_csr(data / "splade.npz", splade_q)
+                save_csr(data / "inffree.npz", inffree_q)
+                stats = {**vector_stats(docs, {"splade": splade_q, "inffree": inffree_q}), "generate_s": gen_s}
+                print(f"{n:,} {kind} docs generated in {gen_s:.0f}s: {stats}", file=sys.stderr)
+                label, title = (str(n), f"{n:,} documents, independent draws") if kind == "independent" else \
+                    (f"{n}-topical", f"{n:,} documents, topic-structured")
+                run_suite(data, label, title, stats, args)
     write_markdown(args.out)
     return 0
 
 
 def write_markdown(out: Path) -> None:
     """engine.md: one table per engine-<label>.json in ``out``: synthetic sizes, smallest first, then real vectors."""
-    def key(p: Path):
+    def key(p: Path):  # synthetic sizes in order, each size's independent table before its topical one
         label = p.stem.split("-", 1)[1]
-        return (0, int(label), "") if label.isdigit() else (1, 0, label)
+        size, _, kind = label.partition("-")
+        return (0, int(size), kind) if size.isdigit() else (1, 0, label)
 
     parts = []
     for path in sorted(out.glob("engine-*.json"), key=key):

@@ -7,9 +7,19 @@
 
 Weights are integers in [1, 255] (8-bit impacts, as quantized indexes store them), so every engine,
 including the integer-only anchors, sees exactly the same vectors and exact scores.
+
+Two kinds of collection:
+
+* :func:`generate` draws every document independently from one Zipf vocabulary (no structure);
+* :func:`generate_topical` gives the collection topics, the structure real learned-sparse collections
+  have and that clustered (Seismic) and block-bounded (BMP, block-max) indexes exploit: latent topics own
+  regions of the vocabulary, each document mixes one or two topics with background terms, and each query
+  is derived from a source document (some of its terms, more of its topic, a little background).
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -58,3 +68,109 @@ def generate(n_docs: int, n_queries: int, seed: int = 0, dim: int = VOCAB, expon
 def flops(docs: sp.csr_array, queries: sp.csr_array) -> float:
     df = np.bincount(docs.indices, minlength=docs.shape[1]).astype(np.float64)
     return float(df[queries.indices].sum() / (docs.shape[0] * queries.shape[0]))
+
+
+class TopicalCollection(NamedTuple):
+    """A topic-structured synthetic collection (:func:`generate_topical`)."""
+
+    docs: sp.csr_array
+    splade_queries: sp.csr_array
+    inference_free_queries: sp.csr_array
+    doc_topics: np.ndarray        # [n_docs, 2] topic ids (the second equals the first for one-topic documents)
+    query_sources: np.ndarray     # [n_queries] the document each query was derived from
+
+
+def _weights(rng, n: int, mean: float = 3.6) -> np.ndarray:
+    return np.clip(np.rint(rng.lognormal(mean=mean, sigma=0.8, size=n)), 1, 255).astype(np.float32)
+
+
+def _merge(rows, terms, weights, m: int, dim: int) -> sp.csr_array:
+    part = sp.csr_array((weights, (rows, terms)), shape=(m, dim))
+    part.sum_duplicates()
+    np.minimum(part.data, 255, out=part.data)
+    return part
+
+
+def generate_topical(n_docs: int, n_queries: int, seed: int = 0, dim: int = VOCAB, *, n_topics: int | None = None,
+                     topic_terms: int = 500, topic_share: float = 0.6, two_topic_share: float = 0.3,
+                     exponent: float = 0.7, chunk: int = 100_000) -> TopicalCollection:
+    """A topic-structured collection with SPLADE-on-MS-MARCO-like statistics.
+
+    Args:
+        n_topics: latent topics (default ``max(20, n_docs // 1000)``: about a thousand documents each).
+        topic_terms: vocabulary terms each topic owns (drawn mid-frequency-heavy from the background order,
+            so topics share some popular terms, as real topics do), used with a Zipf order of their own.
+        topic_share: fraction of a document's term draws from its topic(s); the rest is background.
+        two_topic_share: fraction of documents mixing two topics (their topic draws split evenly).
+
+    Documents: 150-240 term draws (~150-200 non-zeros after merging repeats), topic terms weighted a
+    little higher than background ones. SPLADE-like queries: 28-45 draws (~30-40 non-zeros), a quarter from
+    the source document's own terms, half from its first topic, a quarter background. Inference-free queries:
+    6-10 distinct terms (half from the source document, half from its topic), weighted by the collection's
+    IDF. Returns a :class:`TopicalCollection`.
+    """
+    rng = np.random.default_rng(seed)
+    n_topics = int(n_topics or max(20, n_docs // 1000))
+    cdf = _term_cdf(dim, exponent)
+    perm = rng.permutation(dim).astype(np.int32)
+    # each topic: topic_terms distinct terms, from ranks skewed toward the middle of the popularity order
+    ranks = np.minimum((rng.beta(1.2, 3.0, size=(n_topics, topic_terms * 2)) * dim).astype(np.int64), dim - 1)
+    owned = np.empty((n_topics, topic_terms), dtype=np.int32)
+    for t in range(n_topics):
+        u = np.unique(perm[ranks[t]])
+        if u.size < topic_terms:
+            u = np.unique(np.concatenate([u, perm[rng.integers(0, dim, size=topic_terms * 2)]]))
+        owned[t] = rng.permutation(u)[:topic_terms]
+    topic_cdf = _term_cdf(topic_terms, 0.8)
+
+    def topic_draw(topics: np.ndarray) -> np.ndarray:
+        idx = np.minimum(np.searchsorted(topic_cdf, rng.random(topics.size)), topic_terms - 1)
+        return owned[topics, idx]
+
+    def background_draw(k: int) -> np.ndarray:
+        return perm[np.minimum(np.searchsorted(cdf, rng.random(k)), dim - 1)]
+
+    first = rng.integers(0, n_topics, size=n_docs).astype(np.int32)
+    second = np.where(rng.random(n_docs) < two_topic_share, rng.integers(0, n_topics, size=n_docs), first)
+    doc_topics = np.stack([first, second.astype(np.int32)], axis=1)
+    parts = []
+    for start in range(0, n_docs, chunk):
+        m = min(chunk, n_docs - start)
+        lengths = rng.integers(150, 241, size=m)
+        rows = np.repeat(np.arange(m, dtype=np.int32), lengths)
+        is_topic = rng.random(rows.size) < topic_share
+        pick = doc_topics[start + rows, rng.integers(0, 2, size=rows.size)]
+        terms = np.where(is_topic, topic_draw(pick), background_draw(rows.size))
+        weights = _weights(rng, rows.size) * np.where(is_topic, 1.3, 1.0).astype(np.float32)
+        parts.append(_merge(rows, terms, np.clip(np.rint(weights), 1, 255), m, dim))
+    docs = sp.csr_array(sp.vstack(parts, format="csr"))
+    sources = rng.integers(0, n_docs, size=n_queries)
+
+    def from_source(rows_q: np.ndarray) -> np.ndarray:
+        lo, hi = docs.indptr[sources[rows_q]], docs.indptr[sources[rows_q] + 1]
+        return docs.indices[lo + (rng.random(rows_q.size) * (hi - lo)).astype(np.int64)]
+
+    lengths = rng.integers(28, 46, size=n_queries)
+    rows = np.repeat(np.arange(n_queries, dtype=np.int32), lengths)
+    kind = rng.random(rows.size)
+    terms = np.where(kind < 0.25, from_source(rows),
+                     np.where(kind < 0.75, topic_draw(doc_topics[sources[rows], 0]), background_draw(rows.size)))
+    splade_q = _merge(rows, terms, _weights(rng, rows.size), n_queries, dim)
+    lengths = rng.integers(6, 11, size=n_queries)
+    rows = np.repeat(np.arange(n_queries, dtype=np.int32), lengths)
+    terms = np.where(rng.random(rows.size) < 0.5, from_source(rows), topic_draw(doc_topics[sources[rows], 0]))
+    short = _merge(rows, terms, np.ones(rows.size, dtype=np.float32), n_queries, dim)
+    df = np.bincount(docs.indices, minlength=dim)
+    idf = np.log((n_docs + 1) / (df + 1)) + 1e-3
+    w = np.clip(np.rint(idf[short.indices] / idf.max() * 255), 1, 255).astype(np.float32)
+    inf_free_q = sp.csr_array((w, short.indices, short.indptr), shape=short.shape)
+    return TopicalCollection(docs, splade_q, inf_free_q, doc_topics, sources)
+
+
+def describe(docs: sp.csr_array, queries: dict[str, sp.csr_array]) -> dict:
+    """Mean non-zeros of documents and of each query set, and each set's FLOPS (for tables and checks)."""
+    out = {"doc_nnz": float(np.diff(docs.indptr).mean())}
+    for name, q in queries.items():
+        out[f"{name}_nnz"] = float(np.diff(q.indptr).mean())
+        out[f"{name}_flops"] = flops(docs, q)
+    return out
