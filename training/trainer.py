@@ -42,7 +42,7 @@ import torch
 from tqdm.auto import tqdm
 
 from index import atomic_dir
-from lsr.encoders.projection import late_interaction, pooled_tokens
+from lsr.encoders.projection import late_interaction, pooled_tokens, resolve_device
 
 from . import losses
 from .checkpoint import CHECKPOINT_JSON, LEGACY_PICKLE, load_state, save_state
@@ -91,16 +91,6 @@ class CollapseGuard:
             raise TrainingCollapsed(
                 f"step {step}: document vectors grew toward the whole vocabulary (running mean {self.ema:.0f} of "
                 f"{self.dim} terms); raise regularizer.doc.weight or set regularizer.doc.target_nnz")
-
-
-def resolve_device(name: str) -> torch.device:
-    """``optim.device`` as a torch device: ``auto`` is the first GPU when torch sees one, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"optim.device is {name!r} but torch sees no GPU (torch {torch.__version__}); "
-                           "set optim.device to 'cpu' or 'auto'")
-    return torch.device(name)
 
 
 class Trainer:

@@ -237,6 +237,17 @@ def late_interaction(q: TokenVectors, d: TokenVectors, dim: int) -> torch.Tensor
     return torch.zeros(len(q.lengths), by_row.shape[1], device=device).index_add(0, _owner(q.lengths, device), by_row)
 
 
+def resolve_device(name) -> torch.device:
+    """``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (a GPU when torch sees one) as a torch device; a GPU name
+    where torch sees none is refused with the fix."""
+    name = str(name)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r}: torch {torch.__version__} sees no GPU; use 'cpu' or 'auto'")
+    return torch.device(name)
+
+
 def model_device(mlm) -> torch.device:
     """Where a model's weights live (the CPU for a model without parameters)."""
     first = next(iter(mlm.parameters()), None)

@@ -40,7 +40,7 @@ from index.sparse import as_csr
 
 from . import models
 from .base import EncoderFormatError, SparseEncoder, config_of
-from .projection import ACTIVATIONS, activate, model_device, pooled_weights, prune_top_k
+from .projection import ACTIVATIONS, activate, model_device, pooled_weights, prune_top_k, resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -177,18 +177,12 @@ class SpladeEncoder(SparseEncoder):
         Example:
             >>> enc = load_encoder("splade-tiny").to("auto")                 # doctest: +SKIP
         """
-        import torch
-
-        name = str(device)
-        if name == "auto":
-            name = "cuda" if torch.cuda.is_available() else "cpu"
-        if self.dtype == "int8" and name != "cpu":
+        if self.dtype == "int8" and str(device) != "cpu":
             raise ValueError("int8 (dynamically quantized) models run on the CPU only; use dtype float32 or bfloat16")
-        if name.startswith("cuda") and not torch.cuda.is_available():
-            raise RuntimeError(f"device {name!r}: torch {torch.__version__} sees no GPU; use 'cpu' or 'auto'")
+        target = resolve_device(device)
         for model in (self.model, self.query_model):
             if model is not None:
-                model.to(torch.device(name))
+                model.to(target)
         return self
 
     def _runtime_model(self, model):
