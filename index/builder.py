@@ -158,11 +158,18 @@ class IndexBuilder:
                         (self._spill / f"{i}.{suffix}.npy").unlink()
                 docs.flush()
                 imps.flush()
+                del s_toff, s_docs, s_imp
+
+                def on_disk(name, n, dtype):  # block-max arrays as files of the index, like the postings
+                    if n == 0:
+                        return np.zeros(0, dtype=dtype)
+                    return np.lib.format.open_memmap(out / f"{name}.npy", mode="w+", dtype=dtype, shape=(n,))
+
                 index = InvertedIndex.from_postings(
                     term_offsets=toff, posting_docs=docs, posting_impacts=imps,
                     doc_nnz=np.concatenate(self._doc_nnz), doc_ids=self._doc_ids(), vocabulary=self.vocabulary,
                     encoder=self.encoder, quantization=self.quantization, block_size=self.block_size,
-                    block_max=self.block_max, started=self._started, scale=scale)
+                    block_max=self.block_max, started=self._started, scale=scale, allocate=on_disk)
                 index.manifest["shards"] = len(self._shards)
                 index.write_into(out)
                 del docs, imps, index

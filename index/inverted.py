@@ -58,6 +58,7 @@ from .fields import Fields
 from .oracle import _check_k, score_topk
 from .quantize import check_quantization, dequantize, quantize
 from .results import SearchResults, empty_results
+from .scratch import ScratchPool
 from .searcher import LSR_ENGINES
 from .sparse import as_csr
 from .storage import (
@@ -95,6 +96,8 @@ AUTO_MAX_TERMS = 10
 AUTO_MIN_POSTINGS = 10_000
 #: blocks scored best-first to set the threshold before the remaining blocks are filtered
 DEFAULT_SEED_BLOCKS = 16
+#: forward entries filled per pass when the forward index is built (their scattered writes stay in cache)
+FORWARD_WINDOW = 1 << 21
 
 REQUIRED_ARRAYS = ("term_offsets", "posting_docs", "posting_impacts", "term_max", "bm_offsets", "bm_blocks",
                    "bm_max", "bm_start", "doc_nnz", "docid_bytes", "docid_offsets")
@@ -203,21 +206,33 @@ class DetailedSearch(NamedTuple):
     stats: SearchStats
 
 
-def block_metadata(toff: np.ndarray, pdocs: np.ndarray, pimp: np.ndarray, scale: np.float32, block_size: int):
-    """Per-term block entries (offsets, block ids, maxima, relative starts) and per-term maxima."""
+def block_metadata(toff: np.ndarray, pdocs: np.ndarray, pimp: np.ndarray, scale: np.float32, block_size: int,
+                   keep: bool | str = True, allocate=None):
+    """Per-term block entries (offsets, block ids, maxima, relative starts), per-term maxima, and the number
+    of block entries the postings make.
+
+    ``keep``: True, False, or ``"auto"`` (kept when the entries are at most AUTO_MAX_ENTRY_RATIO of the
+    postings); decided from a counting pass before any entry is allocated, so dropped metadata never takes
+    memory. ``allocate(name, n, dtype)`` makes each entry array (default: in memory; :class:`IndexBuilder`
+    maps them to files of the index being written, so an index larger than memory gets its metadata too).
+    """
     dim = toff.shape[0] - 1
     counts = np.zeros(dim, dtype=np.int64)
     kernels.count_term_blocks(toff, pdocs, np.int64(block_size), counts)
     bm_off = np.zeros(dim + 1, dtype=np.int64)
     np.cumsum(counts, out=bm_off[1:])
     nbm = int(bm_off[-1])
-    bm_blocks = np.empty(nbm, dtype=np.int32)
-    bm_max = np.empty(nbm, dtype=np.float32)
-    bm_start = np.empty(nbm, dtype=np.int32)
-    kernels.fill_term_blocks(toff, pdocs, pimp, scale, np.int64(block_size), bm_off, bm_blocks, bm_max, bm_start)
     term_max = np.zeros(dim, dtype=np.float32)
     kernels.term_maxima(toff, pimp, scale, term_max)
-    return bm_off, bm_blocks, bm_max, bm_start, term_max
+    if not (keep is True or (keep == "auto" and nbm <= AUTO_MAX_ENTRY_RATIO * max(int(pdocs.shape[0]), 1))):
+        empty = (np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int32))
+        return (np.zeros(dim + 1, dtype=np.int64), *empty, term_max, nbm)
+    allocate = allocate or (lambda name, n, dtype: np.empty(n, dtype=dtype))
+    bm_blocks = allocate("bm_blocks", nbm, np.int32)
+    bm_max = allocate("bm_max", nbm, np.float32)
+    bm_start = allocate("bm_start", nbm, np.int32)
+    kernels.fill_term_blocks(toff, pdocs, pimp, scale, np.int64(block_size), bm_off, bm_blocks, bm_max, bm_start)
+    return bm_off, bm_blocks, bm_max, bm_start, term_max, nbm
 
 
 class InvertedIndex:
@@ -238,8 +253,9 @@ class InvertedIndex:
 
     def __init__(self, arrays: dict[str, np.ndarray], manifest: dict, path: Path | None = None):
         self._arrays = arrays
-        self._static_cache: dict[int, tuple] = {}  # static_pruned(): one pruned copy at a time
+        self._static_cache: dict[int, tuple] = {}  # static_pruned(): copies, at most the postings in all
         self._forward: tuple | None = None  # forward_index(), built on first use
+        self._scratch = ScratchPool()  # per-thread score accumulators, reused across searches
         self.manifest = manifest
         self.path = path
         self.dim = int(manifest["dim"])
@@ -347,11 +363,12 @@ class InvertedIndex:
     def from_postings(cls, *, term_offsets, posting_docs, posting_impacts, doc_nnz, doc_ids, vocabulary, encoder,
                       quantization, block_size, block_max: bool | str = "auto", started=None,
                       scale=None, doc_order=None, reorder_info=None, fields: Fields | None = None,
-                      stored: StoredDocs | None = None) -> InvertedIndex:
+                      stored: StoredDocs | None = None, allocate=None) -> InvertedIndex:
         """Assemble an index from term-major postings (float32 impacts, or codes with ``scale``).
 
         ``doc_order`` (int64 ``[n_docs]``): the original row of each document when reordered.
         ``fields``: the documents' metadata columns (in the postings' document order).
+        ``allocate``: where the block-max arrays are made (see :func:`block_metadata`).
         """
         started = time.perf_counter() if started is None else started
         dim = term_offsets.shape[0] - 1
@@ -383,17 +400,11 @@ class InvertedIndex:
             raise ValueError("a posting list longer than 2**31 - 1 does not fit this format")
         if block_max not in (True, False, "auto"):
             raise ValueError(f"block_max must be True, False or 'auto', got {block_max!r}")
-        bm_off, bm_blocks, bm_max, bm_start, term_max = block_metadata(
-            toff, np.asarray(posting_docs), np.asarray(posting_impacts), scale, block_size)
+        bm_off, bm_blocks, bm_max, bm_start, term_max, n_entries = block_metadata(
+            toff, np.asarray(posting_docs), np.asarray(posting_impacts), scale, block_size, block_max, allocate)
         nnz = int(posting_docs.shape[0])
-        coherent = bm_blocks.shape[0] <= AUTO_MAX_ENTRY_RATIO * max(nnz, 1)
-        keep_blocks = block_max is True or (block_max == "auto" and coherent)
-        block_entry_ratio = bm_blocks.shape[0] / max(nnz, 1)
-        if not keep_blocks:
-            bm_off = np.zeros(dim + 1, dtype=np.int64)
-            bm_blocks = np.zeros(0, dtype=np.int32)
-            bm_max = np.zeros(0, dtype=np.float32)
-            bm_start = np.zeros(0, dtype=np.int32)
+        keep_blocks = bm_blocks.shape[0] > 0 or (n_entries == 0 and block_max is not False)
+        block_entry_ratio = n_entries / max(nnz, 1)
         arrays = {
             "term_offsets": term_offsets,
             "posting_docs": posting_docs,
@@ -740,8 +751,9 @@ class InvertedIndex:
         """Posting lists cut to each term's ``max_postings`` highest impacts, in document order.
 
         Returns ``(term_offsets, posting_docs, posting_impacts)``, built once per value (parallel over
-        terms) and cached in memory; ``0`` or a value at least the longest list returns the index's own
-        arrays. Used by :class:`Approx` ``max_postings``.
+        terms; 8-bit impacts find each list's cut-off by a histogram) and cached in memory (copies of
+        several values, together at most the index's postings); ``0`` or a value at least the longest list
+        returns the index's own arrays. Used by :class:`Approx` ``max_postings``.
         """
         max_postings = int(max_postings)
         if max_postings < 0:
@@ -759,8 +771,11 @@ class InvertedIndex:
             docs = np.empty(int(off[-1]), dtype=a["posting_docs"].dtype)
             imp = np.empty(int(off[-1]), dtype=a["posting_impacts"].dtype)
             kernels.static_prune_fill(a["term_offsets"], a["posting_docs"], a["posting_impacts"],
-                                      np.int64(max_postings), off, docs, imp)
-            cache.clear()  # one pruned copy at a time: memory stays bounded while a tuner tries values
+                                      np.int64(max_postings), a["posting_impacts"].dtype == np.uint8, off, docs, imp)
+            # memory stays bounded while a tuner tries values: the oldest copies go once the copies together
+            # would hold more postings than the index
+            while cache and sum(c[1].shape[0] for c in cache.values()) + docs.shape[0] > self.nnz:
+                del cache[next(iter(cache))]
             cache[max_postings] = (off, docs, imp)
             logger.debug("static pruning to %d postings per term: %d of %d postings kept in %.2f s",
                          max_postings, docs.shape[0], self.nnz, time.perf_counter() - t0)
@@ -775,16 +790,31 @@ class InvertedIndex:
         if self._forward is None:
             t0 = time.perf_counter()
             a = self._k
-            check_doc_lengths(self.path, a["posting_docs"], a["doc_nnz"])  # rows are laid out by these lengths
             fptr = np.zeros(self.n_docs + 1, dtype=np.int64)
             np.cumsum(a["doc_nnz"], out=fptr[1:])
+            if fptr[-1] != self.nnz:
+                check_doc_lengths(self.path, a["posting_docs"], a["doc_nnz"])
             # term ids in 2 bytes where the vocabulary allows (BERT's 30,522): rows span fewer cache lines
             fterms = np.empty(self.nnz, dtype=np.uint16 if self.dim <= 1 << 16 else np.int32)
             fimp = np.empty(self.nnz, dtype=a["posting_impacts"].dtype)
-            kernels.transpose_postings(a["term_offsets"], a["posting_docs"], a["posting_impacts"], fptr, fterms, fimp)
+            # rows are laid out by the documents' lengths; the kernel refuses postings that do not fit them
+            if not kernels.transpose_postings(a["term_offsets"], a["posting_docs"], a["posting_impacts"], fptr,
+                                              fterms, fimp, np.int64(FORWARD_WINDOW)):
+                check_doc_lengths(self.path, a["posting_docs"], a["doc_nnz"])
+                raise IndexFormatError(f"{self.path or 'index'}: posting lists do not fit the documents' lengths; "
+                                       "the index is corrupt: rebuild it")
             self._forward = (fptr, fterms, fimp)
             logger.debug("forward index built in %.2f s", time.perf_counter() - t0)
         return self._forward
+
+    def _scratch_rows(self, n_rows: int):
+        """Zeroed accumulators and chunk marks, one row per thread slot, lent by the scratch pool."""
+        from contextlib import ExitStack
+
+        stack = ExitStack()
+        accs = stack.enter_context(self._scratch.zeros((n_rows, self.n_docs), np.float32))
+        marks = stack.enter_context(self._scratch.zeros((n_rows, int(kernels.n_chunks(self.n_docs))), np.uint8))
+        return stack, accs, marks
 
     def _run_pruned(self, q: sp.csr_array, k: int, approx: Approx, allow8: np.ndarray, out: SearchResults,
                     stats: np.ndarray) -> None:
@@ -793,35 +823,40 @@ class InvertedIndex:
         n_cand = max(k, approx.candidates or 10 * k)
         ctoff, cdocs, cimp = self.static_pruned(approx.max_postings)
         fptr, fterms, fimp = self.forward_index()
-        kernels.pruned_search(
-            q.indptr.astype(np.int64, copy=False), q.indices.astype(np.int32, copy=False),
-            q.data.astype(np.float32, copy=False), fptr, fterms, fimp, ctoff, cdocs, cimp, self.scale,
-            np.int64(self.n_docs), np.int64(self.dim), np.int64(k), np.int64(approx.query_terms), np.int64(n_cand),
-            allow8, np.int64(numba.get_num_threads()), out.doc_idx, out.scores, stats)
+        nt = min(numba.get_num_threads(), max(q.shape[0], 1))
+        stack, accs, marks = self._scratch_rows(nt)
+        with stack:
+            kernels.pruned_search(
+                q.indptr.astype(np.int64, copy=False), q.indices.astype(np.int32, copy=False),
+                q.data.astype(np.float32, copy=False), fptr, fterms, fimp, ctoff, cdocs, cimp, self.scale,
+                np.int64(self.n_docs), np.int64(self.dim), np.int64(k), np.int64(approx.query_terms),
+                np.int64(n_cand), allow8, np.int64(nt), accs, marks, out.doc_idx, out.scores, stats)
 
     def _run_kernel(self, q: sp.csr_array, k: int, blockmax: bool, approx: Approx, seed_blocks: int,
                     allow8: np.ndarray, out: SearchResults, stats: np.ndarray) -> None:
         import numba
 
         a = self._k
-        nt = np.int64(numba.get_num_threads())
+        nt = min(numba.get_num_threads(), max(q.shape[0], 1))
         qptr = q.indptr.astype(np.int64, copy=False)
         qidx = q.indices.astype(np.int32, copy=False)
         qval = q.data.astype(np.float32, copy=False)
-        if not blockmax:
-            args = (qptr, qidx, qval, a["term_offsets"], a["posting_docs"], a["posting_impacts"], self.scale,
-                    np.int64(self.n_docs), np.int64(k), allow8)
-            if nt == 1 or q.shape[0] == 1:  # no thread-pool launch for a single query
-                kernels.taat_search_serial(*args, out.doc_idx, out.scores, stats)
-            else:
-                kernels.taat_search(*args, nt, out.doc_idx, out.scores, stats)
-            return
-        kernels.blockmax_search(
-            qptr, qidx, qval, a["term_offsets"], a["posting_docs"], a["posting_impacts"], self.scale,
-            a["bm_offsets"], a["bm_blocks"], a["bm_max"], a["bm_start"], np.int64(self.block_size),
-            np.int64(self.n_docs), np.int64(k), np.float32(approx.alpha), np.int64(approx.max_blocks),
-            np.int64(max(1, seed_blocks)), np.int64(approx.query_terms), allow8, self.block_mask(allow8), nt,
-            out.doc_idx, out.scores, stats)
+        stack, accs, marks = self._scratch_rows(nt)
+        with stack:
+            if not blockmax:
+                args = (qptr, qidx, qval, a["term_offsets"], a["posting_docs"], a["posting_impacts"], self.scale,
+                        np.int64(self.n_docs), np.int64(k), allow8)
+                if nt == 1:  # no thread-pool launch for a single query or thread
+                    kernels.taat_search_serial(*args, accs, marks, out.doc_idx, out.scores, stats)
+                else:
+                    kernels.taat_search(*args, np.int64(nt), accs, marks, out.doc_idx, out.scores, stats)
+                return
+            kernels.blockmax_search(
+                qptr, qidx, qval, a["term_offsets"], a["posting_docs"], a["posting_impacts"], self.scale,
+                a["bm_offsets"], a["bm_blocks"], a["bm_max"], a["bm_start"], np.int64(self.block_size),
+                np.int64(self.n_docs), np.int64(k), np.float32(approx.alpha), np.int64(approx.max_blocks),
+                np.int64(max(1, seed_blocks)), np.int64(approx.query_terms), allow8, self.block_mask(allow8),
+                np.int64(nt), accs, out.doc_idx, out.scores, stats)
 
     # ------------------------------------------------------------ save/load
     def write_into(self, directory: Path) -> None:

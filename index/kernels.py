@@ -104,123 +104,166 @@ def _heap_emit(hs, hd, size, out_docs, out_scores):
         out_scores[i] = hs[i]
 
 
+# Accumulators are drained in chunks of CHUNK documents: the chunk's maximum (a branch-free, vectorised
+# reduction) is compared with the heap's threshold, and only chunks that can place a document are read one
+# document at a time. Sparse queries mark the chunks they touch (one byte per chunk), so the drain skips the
+# untouched ones without a branch per posting; dense queries scan every chunk.
+CHUNK_SHIFT = 6
+CHUNK = 1 << CHUNK_SHIFT
+
+
 @njit(cache=True, inline="always")
-def _add_touched(t, w, toff, pdocs, pimp, scale, acc, touched, n_touched):
-    """Accumulate term ``t``'s postings into ``acc``, listing first-touched documents; return the count."""
+def n_chunks(n_docs):
+    """Chunks covering ``n_docs`` documents (the size of a drain mark array)."""
+    return (n_docs + CHUNK - 1) >> CHUNK_SHIFT
+
+
+@njit(cache=True, inline="always")
+def _accumulate(t, w, toff, pdocs, pimp, scale, acc):
+    """Add term ``t``'s postings, weighted by ``w``, into ``acc``."""
+    for p in range(toff[t], toff[t + 1]):
+        acc[pdocs[p]] += w * (np.float32(pimp[p]) * scale)
+
+
+@njit(cache=True, inline="always")
+def _accumulate_marking(t, w, toff, pdocs, pimp, scale, acc, mark):
+    """:func:`_accumulate`, also marking the chunk of every document it adds to."""
     for p in range(toff[t], toff[t + 1]):
         d = pdocs[p]
-        if acc[d] == 0:
-            touched[n_touched] = d
-            n_touched += 1
         acc[d] += w * (np.float32(pimp[p]) * scale)
-    return n_touched
+        mark[d >> CHUNK_SHIFT] = 1
 
 
 @njit(cache=True, inline="always")
-def _drain_touched(touched, n_touched, acc, hs, hd, size, k, allow, pos):
-    """Offer every touched document to a top-``k`` heap holding ``size`` entries, zeroing ``acc`` behind;
-    return the heap size.
-
-    ``allow``: per document, 0 where it may not be returned (deleted, or outside a filter); empty: all may.
-    ``pos``: the id each document enters the heap as (a live index's position across segments, which also
-    breaks ties); empty: its own index."""
-    ts = hs[0] if size == k else np.float32(0)
-    td = hd[0] if size == k else np.int32(0)
-    for i in range(n_touched):
-        d = touched[i]
-        s = acc[d]
-        acc[d] = 0
-        if s > 0:
-            size, ts, td = _offer(hs, hd, size, k, s, d, allow, pos, ts, td)
-    return size
-
-
-@njit(cache=True, inline="always")
-def _drain_range(lo, hi, acc, hs, hd, size, k, allow, pos):
-    """Offer documents ``lo..hi-1`` with a positive score (``allow`` and ``pos`` as for :func:`_drain_touched`)
-    to a top-``k`` heap already holding ``size`` entries, zeroing ``acc`` behind; return the new heap size."""
-    ts = hs[0] if size == k else np.float32(0)
-    td = hd[0] if size == k else np.int32(0)
-    for d in range(lo, hi):
-        s = acc[d]
-        if s > 0:
-            acc[d] = 0
-            size, ts, td = _offer(hs, hd, size, k, s, d, allow, pos, ts, td)
-    return size
-
-
-# ----------------------------------------------------------------------------- exhaustive TAAT
+def _drain_span(lo, hi, acc, hs, hd, size, k, allow, pos, ts, td):
+    """Offer documents ``lo..hi-1`` (at most CHUNK of them) with a positive score to a top-``k`` heap (worst
+    kept entry ``(ts, td)`` once full), zeroing them behind; return the heap size and its worst entry."""
+    full = hi - lo == CHUNK  # a constant trip count: the loops below vectorise
+    top = np.float32(0)
+    if full:
+        for o in range(CHUNK):
+            v = acc[lo + o]
+            top = v if v > top else top
+    else:
+        for d in range(lo, hi):
+            v = acc[d]
+            top = v if v > top else top
+    if top == 0:  # scores never fall below zero (weights and impacts do not): nothing to offer or clear
+        return size, ts, td
+    if size < k or top >= ts:  # >=: an equal score can still win its tie on a smaller id
+        for d in range(lo, hi):
+            s = acc[d]
+            if s > 0:
+                size, ts, td = _offer(hs, hd, size, k, s, d, allow, pos, ts, td)
+    acc[lo:hi] = 0
+    return size, ts, td
 
 
 @njit(cache=True)
-def _taat_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, allow, acc, touched, hs, hd,
+def _drain(acc, mark, dense, n_docs, hs, hd, size, k, allow, pos):
+    """Offer every document with a positive score in ``acc`` to a top-``k`` heap holding ``size`` entries
+    and zero ``acc`` behind: every chunk if ``dense``, else the chunks ``mark`` flags (cleared behind).
+    ``allow``: per document, 0 where it may not be returned (deleted, or outside a filter); empty: all may.
+    ``pos``: the id each document enters the heap as (a live index's position across segments, which also
+    breaks ties); empty: its own index. Returns (heap size, chunks drained)."""
+    ts = hs[0] if size == k else np.float32(0)
+    td = hd[0] if size == k else np.int32(0)
+    drained = 0
+    for c in range(n_chunks(n_docs)):
+        if not dense:
+            if mark[c] == 0:
+                continue
+            mark[c] = 0
+        lo = c << CHUNK_SHIFT
+        size, ts, td = _drain_span(lo, min(lo + CHUNK, n_docs), acc, hs, hd, size, k, allow, pos, ts, td)
+        drained += 1
+    return size, drained
+
+
+@njit(cache=True)
+def _drain_range(lo, hi, acc, hs, hd, size, k, allow, pos):
+    """Offer documents ``lo..hi-1`` with a positive score (``allow`` and ``pos`` as for :func:`_drain`)
+    to a top-``k`` heap already holding ``size`` entries, zeroing ``acc[lo:hi]`` behind; return the new
+    heap size."""
+    ts = hs[0] if size == k else np.float32(0)
+    td = hd[0] if size == k else np.int32(0)
+    for start in range(lo, hi, CHUNK):
+        size, ts, td = _drain_span(start, min(start + CHUNK, hi), acc, hs, hd, size, k, allow, pos, ts, td)
+    return size
+
+
+# A query reading at least n_docs / DENSE_POSTINGS postings (two per chunk: most chunks hold one) skips the chunk
+# marks and drains every chunk.
+DENSE_POSTINGS = 32
+
+
+@njit(cache=True)
+def _taat_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, allow, acc, mark, hs, hd,
               out_docs, out_scores, stats):
-    size, postings, n_touched = _taat_into(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, allow,
-                                           np.empty(0, dtype=np.int32), acc, touched, hs, hd, 0)
+    size, postings, drained = _taat_into(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, allow,
+                                         np.empty(0, dtype=np.int32), acc, mark, hs, hd, 0)
     _heap_emit(hs, hd, size, out_docs[qi], out_scores[qi])
     stats[qi, 0] = postings
     stats[qi, 1] = 0
-    stats[qi, 2] = n_touched
+    stats[qi, 2] = drained
 
 
 @njit(cache=True)
-def _taat_into(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, allow, pos, acc, touched, hs, hd, size):
+def _taat_into(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, allow, pos, acc, mark, hs, hd, size):
     """Query ``qi`` term at a time over one index, offered to a heap holding ``size`` entries (``allow``,
-    ``pos`` as for :func:`_drain_touched`); return (heap size, postings scored, documents touched)."""
+    ``pos`` as for :func:`_drain`; ``acc`` zero and ``mark`` clear on entry and on return); return (heap
+    size, postings scored, chunks drained)."""
     postings = 0
     for j in range(qptr[qi], qptr[qi + 1]):
         t = qidx[j]
         postings += toff[t + 1] - toff[t]
-    # many postings: accumulate blindly and scan every document; few: remember the touched ones
-    dense = postings * 8 >= n_docs
-    n_touched = 0
+    dense = postings * DENSE_POSTINGS >= n_docs
     for j in range(qptr[qi], qptr[qi + 1]):
-        t = qidx[j]
-        w = qval[j]
         if dense:
-            for p in range(toff[t], toff[t + 1]):
-                acc[pdocs[p]] += w * (np.float32(pimp[p]) * scale)
+            _accumulate(qidx[j], qval[j], toff, pdocs, pimp, scale, acc)
         else:
-            n_touched = _add_touched(t, w, toff, pdocs, pimp, scale, acc, touched, n_touched)
-    if dense:
-        size = _drain_range(0, n_docs, acc, hs, hd, size, k, allow, pos)
-        n_touched = n_docs
-    else:
-        size = _drain_touched(touched, n_touched, acc, hs, hd, size, k, allow, pos)
-    return size, postings, n_touched
+            _accumulate_marking(qidx[j], qval[j], toff, pdocs, pimp, scale, acc, mark)
+    size, drained = _drain(acc, mark, dense, n_docs, hs, hd, size, k, allow, pos)
+    return size, postings, drained
 
 
 @njit(parallel=True, cache=True)
-def taat_search(qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, allow, n_threads, out_docs, out_scores,
-                stats):
+def taat_search(qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, allow, n_threads, accs, marks, out_docs,
+                out_scores, stats):
     """Exhaustive term-at-a-time search of every query (rows of a CSR batch).
 
+    Scores accumulate into a dense array, term by term; the top-k is then collected chunk by chunk, each
+    chunk's maximum checked against the heap's threshold first (see :func:`_drain`).
     ``allow`` (uint8 ``[n_docs]``, or empty for every document): only documents with a non-zero entry are
     returned, so ``k`` come back whenever ``k`` allowed documents score above zero. ``n_threads`` thread
-    slots (``numba.get_num_threads()`` from the caller) each get private buffers.
-    stats[q] = (postings scored, blocks scored (0 here), documents touched).
+    slots (``numba.get_num_threads()`` from the caller) each use their row of the scratch arrays ``accs``
+    (float32 ``[>= n_threads, n_docs]``) and ``marks`` (uint8 ``[>= n_threads, n_chunks(n_docs)]``), zero on
+    entry and left zero (a caller reuses them across calls: a fresh 4 MB array per call costs milliseconds).
+    stats[q] = (postings scored, blocks scored (0 here), chunks drained).
     """
     nq = qptr.shape[0] - 1
     nt = min(n_threads, max(nq, 1))
     for slot in prange(nt):
-        acc = np.zeros(n_docs, dtype=np.float32)
-        touched = np.empty(n_docs, dtype=np.int32)
+        acc = accs[slot]
+        mark = marks[slot]
         hs = np.empty(k, dtype=np.float32)
         hd = np.empty(k, dtype=np.int32)
         for qi in range(slot, nq, nt):
-            _taat_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, allow, acc, touched, hs, hd,
+            _taat_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, allow, acc, mark, hs, hd,
                       out_docs, out_scores, stats)
 
 
 @njit(cache=True)
-def taat_search_serial(qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, allow, out_docs, out_scores, stats):
-    """:func:`taat_search` on the calling thread: no thread-pool launch, for one query or one thread."""
-    acc = np.zeros(n_docs, dtype=np.float32)
-    touched = np.empty(n_docs, dtype=np.int32)
+def taat_search_serial(qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, allow, accs, marks, out_docs,
+                       out_scores, stats):
+    """:func:`taat_search` on the calling thread (row 0 of the scratch arrays): no thread-pool launch, for one
+    query or one thread."""
+    acc = accs[0]
+    mark = marks[0]
     hs = np.empty(k, dtype=np.float32)
     hd = np.empty(k, dtype=np.int32)
     for qi in range(qptr.shape[0] - 1):
-        _taat_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, allow, acc, touched, hs, hd,
+        _taat_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, allow, acc, mark, hs, hd,
                   out_docs, out_scores, stats)
 
 
@@ -332,7 +375,7 @@ def _blockmax_into(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, bm_off, bm_bl
                    ub, state, touched, acc, acc_block, terms, weights, bh_s, bh_d, hs, hd, size):
     """Query ``qi`` by block-max pruning over one index, offered to a heap holding ``size`` entries (from
     other segments: its threshold prunes this index's blocks too); ``allow``, ``pos`` as for
-    :func:`_drain_touched`. Returns (heap size, postings scored, blocks scored, blocks touched)."""
+    :func:`_drain`. Returns (heap size, postings scored, blocks scored, blocks touched)."""
     m = _select_terms(qi, qptr, qidx, qval, max_terms, terms, weights)
 
     # ---- phase 1: upper bound of every block the query touches (blocks without an allowed document skipped)
@@ -421,7 +464,7 @@ def _blockmax_into(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, bm_off, bm_bl
 @njit(parallel=True, cache=True)
 def blockmax_search(qptr, qidx, qval, toff, pdocs, pimp, scale, bm_off, bm_blocks, bm_max, bm_start,
                     block_size, n_docs, k, alpha, max_blocks, seed_blocks, max_terms, allow, block_allow, n_threads,
-                    out_docs, out_scores, stats):
+                    accs, out_docs, out_scores, stats):
     """Block-max pruned search (in the spirit of BMP, Mallia et al., SIGIR 2024).
 
     1. Upper bound per block: sum over query terms of weight x the term's maximum in the block.
@@ -434,7 +477,8 @@ def blockmax_search(qptr, qidx, qval, toff, pdocs, pimp, scale, bm_off, bm_block
     ``max_blocks > 0`` scores only that many best blocks (no phase 3); ``max_terms > 0`` keeps only
     the heaviest query terms. ``allow`` as for :func:`taat_search`, with ``block_allow`` (uint8
     ``[n_blocks]``: 0 for a block without an allowed document, whose bound is then never computed;
-    empty with ``allow``). stats[q] = (postings scored, blocks scored, blocks touched).
+    empty with ``allow``). ``accs``: scratch rows as for :func:`taat_search`.
+    stats[q] = (postings scored, blocks scored, blocks touched).
     """
     nq = qptr.shape[0] - 1
     n_blocks = (n_docs + block_size - 1) // block_size
@@ -445,7 +489,7 @@ def blockmax_search(qptr, qidx, qval, toff, pdocs, pimp, scale, bm_off, bm_block
         ub = np.zeros(n_blocks, dtype=np.float32)
         state = np.zeros(n_blocks, dtype=np.uint8)
         touched = np.empty(n_blocks, dtype=np.int32)
-        acc = np.zeros(n_docs if max_blocks <= 0 else 1, dtype=np.float32)
+        acc = accs[slot]
         acc_block = np.zeros(block_size, dtype=np.float32)
         terms = np.empty(max_m, dtype=np.int32)
         weights = np.empty(max_m, dtype=np.float32)
@@ -498,7 +542,8 @@ def segments_search(qptr, qidx, qval, toffs, pdocss, pimps, scales, seg_docs, al
     max_m = _longest_row(qptr)
     n_seed_cap = max(1, seed_blocks if max_blocks <= 0 else max_blocks)
     acc = np.zeros(max_docs, dtype=np.float32)
-    touched = np.empty(max(max_docs, max_blocks_n), dtype=np.int32)
+    mark = np.zeros(n_chunks(max_docs), dtype=np.uint8)
+    touched = np.empty(max_blocks_n, dtype=np.int32)
     ub = np.zeros(max_blocks_n, dtype=np.float32)
     state = np.zeros(max_blocks_n, dtype=np.uint8)
     acc_block = np.zeros(max_bs, dtype=np.float32)
@@ -523,7 +568,7 @@ def segments_search(qptr, qidx, qval, toffs, pdocss, pimps, scales, seg_docs, al
                 blocks += b
             else:
                 size, p, t = _taat_into(qi, qptr, qidx, qval, toffs[s], pdocss[s], pimps[s], scales[s],
-                                        seg_docs[s], k, allows[s], poss[s], acc, touched, hs, hd, size)
+                                        seg_docs[s], k, allows[s], poss[s], acc, mark, hs, hd, size)
             postings += p
             seen += t
         _heap_emit(hs, hd, size, out_docs[qi], out_scores[qi])
@@ -537,32 +582,23 @@ def segments_search(qptr, qidx, qval, toffs, pdocss, pimps, scales, seg_docs, al
 
 @njit(cache=True)
 def _pruned_one(qi, qptr, qidx, qval, fptr, fterms, fimp, ctoff, cdocs, cimp, scale, k, max_terms, n_cand, allow,
-                acc, touched, qdense, terms, weights, cs, cd, hs, hd, out_docs, out_scores, stats):
+                acc, mark, qdense, terms, weights, cs, cd, hs, hd, out_docs, out_scores, stats):
     m = _select_terms(qi, qptr, qidx, qval, max_terms, terms, weights)
     n_docs = acc.shape[0]
     nopos = np.empty(0, dtype=np.int32)
     postings = 0
     for i in range(m):
         postings += ctoff[terms[i] + 1] - ctoff[terms[i]]
-    # many postings: accumulate blindly and scan every document (as exhaustive TAAT does)
-    dense = postings * 8 >= n_docs
+    dense = postings * DENSE_POSTINGS >= n_docs
     # partial scores only rank candidates (their scores are recomputed exactly below), so the scale
     # is folded into the query weight: one multiplication per posting
-    n_touched = 0
     for i in range(m):
-        t = terms[i]
-        ws = weights[i] * scale
         if dense:
-            for p in range(ctoff[t], ctoff[t + 1]):
-                acc[cdocs[p]] += ws * np.float32(cimp[p])
+            _accumulate(terms[i], weights[i] * scale, ctoff, cdocs, cimp, np.float32(1), acc)
         else:
-            n_touched = _add_touched(t, ws, ctoff, cdocs, cimp, np.float32(1), acc, touched, n_touched)
+            _accumulate_marking(terms[i], weights[i] * scale, ctoff, cdocs, cimp, np.float32(1), acc, mark)
     # the n_cand best documents by partial score
-    if dense:
-        csize = _drain_range(0, n_docs, acc, cs, cd, 0, n_cand, allow, nopos)
-        n_touched = n_docs
-    else:
-        csize = _drain_touched(touched, n_touched, acc, cs, cd, 0, n_cand, allow, nopos)
+    csize, drained = _drain(acc, mark, dense, n_docs, cs, cd, 0, n_cand, allow, nopos)
     # their exact scores from the forward index: each document's terms ascend, so every score is
     # summed in ascending term-id order, as the exact engines sum it (terms outside the query add 0)
     for j in range(qptr[qi], qptr[qi + 1]):
@@ -587,12 +623,12 @@ def _pruned_one(qi, qptr, qidx, qval, fptr, fterms, fimp, ctoff, cdocs, cimp, sc
     _heap_emit(hs, hd, size, out_docs[qi], out_scores[qi])
     stats[qi, 0] = postings
     stats[qi, 1] = csize
-    stats[qi, 2] = n_touched
+    stats[qi, 2] = drained
 
 
 @njit(parallel=True, cache=True)
 def pruned_search(qptr, qidx, qval, fptr, fterms, fimp, ctoff, cdocs, cimp, scale, n_docs, dim, k, max_terms,
-                  n_cand, allow, n_threads, out_docs, out_scores, stats):
+                  n_cand, allow, n_threads, accs, marks, out_docs, out_scores, stats):
     """Approximate search: candidates from pruned postings, then exact re-scoring.
 
     Term-at-a-time over each query's ``max_terms`` heaviest terms (all if 0) in the candidate lists
@@ -601,15 +637,16 @@ def pruned_search(qptr, qidx, qval, fptr, fterms, fimp, ctoff, cdocs, cimp, scal
     are then scored exactly against the forward index ``fptr/fterms/fimp`` (documents' terms
     ascending, see :func:`transpose_postings`), and the best ``k`` of them are returned with their
     exact scores. Misses are documents that the kept terms and postings alone do not rank among the
-    candidates. ``allow`` as for :func:`taat_search` (only allowed documents become candidates).
-    stats[q] = (candidate postings read, candidates re-scored, documents touched).
+    candidates. ``allow``, ``accs`` and ``marks`` as for :func:`taat_search` (only allowed documents become
+    candidates).
+    stats[q] = (candidate postings read, candidates re-scored, chunks drained).
     """
     nq = qptr.shape[0] - 1
     nt = min(n_threads, max(nq, 1))
     max_m = _longest_row(qptr)
     for slot in prange(nt):
-        acc = np.zeros(n_docs, dtype=np.float32)
-        touched = np.empty(n_docs, dtype=np.int32)
+        acc = accs[slot]
+        mark = marks[slot]
         qdense = np.zeros(dim, dtype=np.float32)
         terms = np.empty(max_m, dtype=np.int32)
         weights = np.empty(max_m, dtype=np.float32)
@@ -619,23 +656,48 @@ def pruned_search(qptr, qidx, qval, fptr, fterms, fimp, ctoff, cdocs, cimp, scal
         hd = np.empty(k, dtype=np.int32)
         for qi in range(slot, nq, nt):
             _pruned_one(qi, qptr, qidx, qval, fptr, fterms, fimp, ctoff, cdocs, cimp, scale, k, max_terms, n_cand,
-                        allow, acc, touched, qdense, terms, weights, cs, cd, hs, hd, out_docs, out_scores, stats)
+                        allow, acc, mark, qdense, terms, weights, cs, cd, hs, hd, out_docs, out_scores, stats)
 
 
 @njit(cache=True)
-def transpose_postings(toff, pdocs, pimp, fptr, fterms, fimp):
+def transpose_postings(toff, pdocs, pimp, fptr, fterms, fimp, window):
     """The forward index (per document, its terms ascending and their impacts) from the posting
-    lists; ``fptr`` holds the documents' row offsets (prefix sums of their non-zero counts)."""
+    lists; ``fptr`` holds the documents' row offsets (prefix sums of their non-zero counts).
+
+    Documents are filled a range at a time, each range about ``window`` forward entries, so that the
+    scattered writes stay in cache; every term's postings are still read once, in order. Returns False,
+    leaving the output incomplete, when a document has more or fewer postings than its row holds (a
+    corrupt index)."""
     n_docs = fptr.shape[0] - 1
-    cursor = fptr[:n_docs].copy()
     dim = toff.shape[0] - 1
+    cursor = fptr[:n_docs].copy()
+    nxt = toff[:dim].copy()  # per term, its first posting not yet placed
+    lo_d = 0
+    while lo_d < n_docs:
+        hi_d = lo_d + 1
+        while hi_d < n_docs and fptr[hi_d + 1] - fptr[lo_d] <= window:
+            hi_d += 1
+        for t in range(dim):
+            p = nxt[t]
+            end = toff[t + 1]
+            while p < end and pdocs[p] < hi_d:
+                d = pdocs[p]
+                c = cursor[d]
+                if c >= fptr[d + 1]:
+                    return False
+                fterms[c] = t
+                fimp[c] = pimp[p]
+                cursor[d] = c + 1
+                p += 1
+            nxt[t] = p
+        lo_d = hi_d
+    for d in range(n_docs):
+        if cursor[d] != fptr[d + 1]:
+            return False
     for t in range(dim):
-        for p in range(toff[t], toff[t + 1]):
-            d = pdocs[p]
-            c = cursor[d]
-            fterms[c] = t
-            fimp[c] = pimp[p]
-            cursor[d] = c + 1
+        if nxt[t] != toff[t + 1]:
+            return False
+    return True
 
 
 # ----------------------------------------------------------------------------- static pruning
@@ -650,9 +712,11 @@ def static_prune_count(toff, max_postings, counts):
 
 
 @njit(parallel=True, cache=True)
-def static_prune_fill(toff, pdocs, pimp, max_postings, out_off, out_docs, out_imp):
+def static_prune_fill(toff, pdocs, pimp, max_postings, byte_codes, out_off, out_docs, out_imp):
     """Each term's ``max_postings`` highest-impact postings, kept in document order (Seismic's static
-    pruning). Among postings equal to the cut-off impact, those of smaller document index are kept."""
+    pruning). Among postings equal to the cut-off impact, those of smaller document index are kept.
+    ``byte_codes``: impacts are 8-bit codes, whose cut-off comes from a 256-bin histogram (one pass)
+    rather than a selection."""
     dim = toff.shape[0] - 1
     for t in prange(dim):
         lo = toff[t]
@@ -663,23 +727,35 @@ def static_prune_fill(toff, pdocs, pimp, max_postings, out_off, out_docs, out_im
                 out_docs[o + i] = pdocs[lo + i]
                 out_imp[o + i] = pimp[lo + i]
             continue
-        vals = pimp[lo:lo + n].copy()
-        vals.sort()
-        cut = vals[n - max_postings]
-        above = 0
-        for i in range(n):
-            if pimp[lo + i] > cut:
-                above += 1
+        if byte_codes:
+            hist = np.zeros(256, dtype=np.int64)
+            for i in range(n):
+                hist[np.int64(pimp[lo + i])] += 1
+            c = 255
+            kept = hist[c]
+            while kept < max_postings:
+                c -= 1
+                kept += hist[c]
+            cut = c  # the kept minimum
+            above = kept - hist[c]
+        else:
+            cut = np.partition(pimp[lo:lo + n], n - max_postings)[n - max_postings]  # the kept minimum
+            above = 0
+            for i in range(n):
+                if pimp[lo + i] > cut:
+                    above += 1
         ties_left = max_postings - above
         j = o
-        for i in range(n):
+        end = o + max_postings
+        for i in range(n):  # branch-free: every posting is written, the cursor moves past the kept ones
             v = pimp[lo + i]
-            if v > cut or (v == cut and ties_left > 0):
-                if v == cut:
-                    ties_left -= 1
+            tie = v == cut
+            keep = (v > cut) | (tie & (ties_left > 0))
+            ties_left -= tie & keep
+            if j < end:
                 out_docs[j] = pdocs[lo + i]
                 out_imp[j] = v
-                j += 1
+            j += keep
 
 
 # ----------------------------------------------------------------------------- build helpers

@@ -319,6 +319,55 @@ def test_tune_approximate_reaches_target_or_returns_exact():
         tune_approximate(idx, queries, target_recall=1.5)
     with pytest.raises(ValueError, match="finalists_kept"):
         tune_approximate(idx, queries, finalists_kept=0)
+    with pytest.raises(ValueError, match="confidence"):
+        tune_approximate(idx, queries, confidence=-1)
+
+
+def test_tuner_qualifies_settings_on_a_confidence_bound():
+    from index import tune_approximate
+    from index.tuning import _Trials
+
+    rng = np.random.default_rng(23)
+    docs = zipf_csr(rng, 4000, 200, 20, 50)
+    queries = zipf_csr(rng, 80, 200, 8, 30)
+    idx = InvertedIndex.build(docs, block_max=True, block_size=32)
+    q = idx.check_queries(queries)
+    exact = idx.search(q, k=10)
+    settings = [Approx(query_terms=t, candidates=c) for t in (2, 4, 8) for c in (10, 50, 200)]
+    outcomes = {}
+    for z in (0.0, 1.64):
+        tr = _Trials(idx, q, exact, 10, 0.9, z, first=20)
+        outcomes[z] = []
+        for ap in settings:
+            tr.best_ms = float("inf")  # no trial stops on time here: recall alone decides
+            outcomes[z].append(tr.run(ap))
+        for t, out in zip(tr.log, outcomes[z]):
+            if out == "ok":  # the bound (the mean less z standard errors) reached the target, on every query
+                assert 0.9 <= t["recall_bound"] <= t["recall"] and t["queries"] == 80
+                assert t["recall_bound"] == pytest.approx(t["recall"]) if z == 0 else True
+            elif "stopped" in t:  # a first slice clearly below the target ends the trial there
+                assert t["stopped"] == "recall" and t["queries"] == 20 and t["recall"] < 0.9
+            else:
+                assert t["recall_bound"] < 0.9
+    assert "ok" in outcomes[0.0] and "low" in outcomes[0.0]
+    # the bound is stricter than the mean: whatever it lets through, the mean lets through
+    assert all(a == "ok" for a, b in zip(outcomes[0.0], outcomes[1.64]) if b == "ok")
+    tuned = tune_approximate(idx, queries, target_recall=0.9, k=10, repeats=1, confirm_turns=1)
+    assert tuned.seconds > 0 and tuned.trials
+
+
+def test_per_query_recall():
+    from index import SearchResults
+    from index.tuning import per_query_recall, recall_at_k
+
+    exact = SearchResults(np.array([[1, 2, 3], [4, -1, -1], [-1, -1, -1]], np.int32), np.zeros((3, 3), np.float32))
+    found = SearchResults(np.array([[3, 9, 1], [-1, -1, -1], [5, 6, 7]], np.int32), np.zeros((3, 3), np.float32))
+    np.testing.assert_allclose(per_query_recall(found, exact), [2 / 3, 0.0])  # no exact hit: left out
+    assert recall_at_k(found, exact) == pytest.approx(1 / 3)
+    wide = np.arange(200, dtype=np.int32)[None, :]  # k above 64 takes the other path
+    shifted = SearchResults(wide + 50, np.zeros((1, 200), np.float32))
+    np.testing.assert_allclose(per_query_recall(shifted, SearchResults(wide, np.zeros((1, 200), np.float32))),
+                               [150 / 200])
 
 
 def test_block_max_auto_drops_incoherent_metadata(tmp_path):
@@ -338,3 +387,72 @@ def test_block_max_auto_drops_incoherent_metadata(tmp_path):
     # documents sorted so that blocks hold similar documents: the metadata is kept
     ordered = sp.csr_array(np.repeat(np.eye(8, 20000, dtype=np.float32), 64, axis=0))
     assert InvertedIndex.build(ordered, block_size=64).has_block_max
+
+
+def test_sparse_and_dense_queries_reuse_scratch_and_equal_oracle():
+    """Queries with few postings (the drain visits only the chunks they mark) and many (every chunk), in one
+    batch and call after call on one index (its scratch accumulators are reused), with and without a
+    document mask: always the oracle's top-k."""
+    rng = np.random.default_rng(21)
+    n, dim = 9000, 400
+    docs = zipf_csr(rng, n, dim, 3, 12, integer=True, a=0.8)
+    common = zipf_csr(rng, 12, dim, 5, 40, a=0.8)          # thousands of postings: dense
+    df = np.bincount(docs.indices, minlength=dim)
+    rare_terms = np.flatnonzero((df > 0) & (df < 40))
+    rows = [rng.choice(rare_terms, size=3, replace=False) for _ in range(12)]
+    rare = sp.csr_array((np.ones(36, np.float32), np.concatenate(rows), np.arange(0, 37, 3)), shape=(12, dim))
+    rare.sort_indices()
+    mixed = sp.csr_array(sp.vstack([rare, common, rare]))
+    mask = rng.random(n) < 0.7
+    idx = InvertedIndex.build(docs, block_max=True, block_size=32)
+    masked_docs = sp.csr_array(docs.multiply(mask[:, None]).tocsr())
+    for threads in (1, 2):
+        for k in (1, 10, 64, 200):
+            for q in (rare, common, mixed):
+                assert_same(idx.search(q, k=k, engine="taat", threads=threads), brute_force_search(docs, q, k=k))
+                assert_same(idx.search(q, k=k, engine="blockmax", threads=threads),
+                            brute_force_search(docs, q, k=k))
+                got = idx.search(q, k=k, engine="taat", allow=mask, threads=threads)
+                want = brute_force_search(masked_docs, q, k=k)
+                np.testing.assert_array_equal(got.doc_idx, want.doc_idx)
+    assert idx._scratch.size_bytes() > 0  # the accumulators were kept for the next call
+
+
+def test_scratch_pool_lends_zeroed_arrays_and_drops_them_after_an_error():
+    from index.scratch import ScratchPool
+
+    pool = ScratchPool()
+    with pool.zeros((3, 5), np.float32) as a:
+        assert a.shape == (3, 5) and not a.any()
+    with pool.zeros((3, 5), np.float32) as b:
+        assert b is a  # returned, then lent again
+        with pool.zeros((3, 5), np.float32) as c:
+            assert c is not b  # concurrent borrowers get their own
+    with pytest.raises(RuntimeError):
+        with pool.zeros((3, 5), np.float32) as d:
+            d[0, 0] = 1.0
+            raise RuntimeError("a kernel failed half-way")
+    with pool.zeros((3, 5), np.float32) as e:
+        assert not e.any() and e is not d
+    assert pool.size_bytes() == 60  # of the two arrays made, the one that saw the error is gone
+    pool.clear()
+    assert pool.size_bytes() == 0
+
+
+def test_forward_index_refuses_lengths_that_do_not_fit_the_postings():
+    from index.errors import IndexFormatError
+
+    rng = np.random.default_rng(22)
+    docs = zipf_csr(rng, 200, 50, 3, 10)
+    idx = InvertedIndex.build(docs)
+    fptr, fterms, fimp = idx.forward_index()
+    np.testing.assert_array_equal(fptr, docs.indptr)
+    np.testing.assert_array_equal(fterms, docs.indices)
+    arrays = dict(idx.arrays)
+    nnz = np.array(arrays["doc_nnz"]).copy()
+    i, j = np.flatnonzero(nnz != nnz[0])[0], 0
+    nnz[i], nnz[j] = nnz[j], nnz[i]  # same total, wrong rows
+    arrays["doc_nnz"] = nnz
+    bad = InvertedIndex(arrays, idx.manifest)
+    with pytest.raises(IndexFormatError, match="posting counts"):
+        bad.forward_index()
