@@ -7,10 +7,11 @@ of TAAT alone, block-max alone, ``auto`` (the rule in ``index.inverted``: block-
 (an oracle no rule can beat), each as a ratio to that best:
 
     .venv/bin/python benchmarks/auto_rule.py --vectors benchmarks/vectors/scifact-splade \\
-        benchmarks/vectors/miracl-yo-bm25 --synthetic 100000 --out results/engine/auto-rule.json
+        benchmarks/vectors/miracl-yo-bm25 --synthetic 100000 --topical 1000000 --out results/engine/auto-rule.json
 
 Vector folders come from ``benchmarks/real_vectors.py``; ``--synthetic N`` adds N synthetic
-documents (``benchmarks/synthetic.py``) with SPLADE-like and inference-free queries. One thread.
+documents (``benchmarks/synthetic.py``, independent draws) with SPLADE-like and inference-free queries,
+``--topical N`` N topic-structured ones. One thread.
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--vectors", type=Path, nargs="*", default=[], help="folders of benchmarks/real_vectors.py")
     ap.add_argument("--synthetic", type=int, default=0, help="also N synthetic documents (0: none)")
+    ap.add_argument("--topical", type=int, default=0, help="also N topic-structured synthetic documents (0: none)")
     ap.add_argument("--queries", type=int, default=200, help="queries per set")
     ap.add_argument("--out", type=Path, default=None, help="JSON file for the results")
     args = ap.parse_args(argv)
@@ -101,8 +103,12 @@ def main(argv=None) -> int:
         docs, splade_q, inffree_q = synthetic.generate(args.synthetic, args.queries, seed=args.synthetic)
         sets += [(f"synthetic-{args.synthetic}:splade", docs, splade_q),
                  (f"synthetic-{args.synthetic}:inffree", docs, inffree_q)]
+    if args.topical:
+        c = synthetic.generate_topical(args.topical, args.queries, seed=args.topical)
+        sets += [(f"topical-{args.topical}:splade", c.docs, c.splade_queries),
+                 (f"topical-{args.topical}:inffree", c.docs, c.inference_free_queries)]
     if not sets:
-        ap.error("nothing to measure: give --vectors and/or --synthetic")
+        ap.error("nothing to measure: give --vectors, --synthetic and/or --topical")
     rows = []
     with numba_threads(1):
         for name, docs, q in sets:

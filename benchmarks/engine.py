@@ -67,8 +67,10 @@ def recall(found: np.ndarray, exact: np.ndarray) -> float:
 def table(title: str, rows: list[dict], threads, kinds) -> str:
     base = {r["system"]: r for r in rows if "error" not in r}
     lines = [f"### {title}", ""]
+    revs = sorted({r["system"].split("@", 1)[1] for r in rows if "@" in r["system"]})
     head = ["system", "query kind"] + [f"ms/q {t}t" for t in threads] + \
-        ["recall@10", "× scipy (1t)", "× seismic (1t)", "× bmp (1t)", "build s", "index MB", "peak MB"]
+        ["recall@10", "× scipy (1t)", "× seismic (1t)", "× bmp (1t)"] + [f"× @{v} (1t)" for v in revs] + \
+        ["build s", "index MB", "peak MB"] + (["tune s"] if any("approx" in r["system"] for r in rows) else [])
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         if "error" in r:
@@ -84,10 +86,14 @@ def table(title: str, rows: list[dict], threads, kinds) -> str:
                 return f"{o / ms[0]:.1f}" if o and ms[0] else "–"
 
             name = r["system"] + (f" (re-run {r['rerun'][:16].replace('T', ' ')})" if r.get("rerun") else "")
+            own = r["system"].split("@", 1)[0]
             cells = [name, kind] + [f"{m:.3f}" if m is not None else "–" for m in ms] + [
-                f"{r.get(kind + '_recall', float('nan')):.3f}", ratio("scipy"), ratio("seismic"), ratio("bmp"),
+                f"{r.get(kind + '_recall', float('nan')):.3f}", ratio("scipy"), ratio("seismic"), ratio("bmp")] + [
+                ratio(f"{own}@{v}") if "@" not in r["system"] else "–" for v in revs] + [
                 f"{r.get('build_s', float('nan')):.1f}", f"{r.get('index_bytes', 0) / 1e6:.0f}",
                 f"{r.get('peak_rss_mb', float('nan')):.0f}"]
+            if "tune s" in head:
+                cells.append(f"{r[kind + '_tune_s']:.1f}" if kind + "_tune_s" in r else "–")
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -159,6 +165,9 @@ def main() -> int:
     ap.add_argument("--scipy-queries", type=int, default=50)
     ap.add_argument("--systems", nargs="+", default=LSR_SYSTEMS + ANCHORS,
                     help=f"systems to run; also {', '.join(BP_SYSTEMS)}")
+    ap.add_argument("--baseline", default=None, metavar="REV",
+                    help="also run lsr-exact, lsr-taat and lsr-approx-95 of git revision REV (its index package), "
+                         "as systems '<name>@REV', each row then gets its ratio to them")
     ap.add_argument("--anchors-python", default=str(HERE / ".venv-anchors" / "bin" / "python"))
     ap.add_argument("--timeout", type=int, default=3600)
     ap.add_argument("--out", type=Path, default=Path("results/engine"))
@@ -167,6 +176,8 @@ def main() -> int:
                     help="re-run only --systems and replace their rows in the existing results (the rows are marked "
                          "'rerun'; other rows stay from the earlier run), e.g. after a disturbed measurement")
     args = ap.parse_args()
+    if args.baseline:
+        args.systems = [*args.systems, *(f"{s}@{args.baseline}" for s in ("lsr-exact", "lsr-taat", "lsr-approx-95"))]
     if args.markdown_only:
         write_markdown(args.out)
         return 0

@@ -14,6 +14,7 @@ import json
 import os
 import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -69,17 +70,38 @@ def peak_rss_mb() -> float:
 
 
 # ----------------------------------------------------------------------------------------- lsr
+def baseline_tree(rev: str) -> Path:
+    """lsr's ``index`` package as it was at git revision ``rev``, extracted once into a temporary folder
+    (systems named ``<system>@<rev>`` run it: an earlier engine measured in the same run as today's)."""
+    repo = Path(__file__).resolve().parent.parent
+    sha = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short=12", rev], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    root = Path(tempfile.gettempdir()) / f"lsr-baseline-{sha}"
+    if not (root / "index" / "__init__.py").exists():
+        tmp = Path(tempfile.mkdtemp(prefix=f"lsr-baseline-{sha}-"))
+        archive = subprocess.run(["git", "-C", str(repo), "archive", sha, "index"], capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive.stdout, check=True)
+        tmp.rename(root) if not root.exists() else shutil.rmtree(tmp)
+    return root
+
+
 def run_lsr(args, docs, queries, out: dict) -> None:
     import numba
 
+    system, _, rev = args.system.partition("@")
+    if rev:  # an earlier revision's engine: its index package comes first on the import path
+        sys.path.insert(0, str(baseline_tree(rev)))
     from index import Approx, InvertedIndex, SearchResults, numba_threads, recall_at_k, tune_approximate
+
+    if rev:
+        out["baseline"] = {"rev": rev, "index_package": str(Path(sys.modules["index"].__file__).parent)}
 
     numba.set_num_threads(max(args.threads))
     tmp = Path(tempfile.mkdtemp(prefix="lsr-bench-"))
     t0 = time.perf_counter()
     # the exact systems use the default build (block-max metadata only where blocks are coherent);
     # block-max and approximate search need the metadata, so they keep it
-    system, _, variant = args.system.partition("+")  # "lsr-blockmax+bp": the same system over a BP-reordered index
+    system, _, variant = system.partition("+")  # "lsr-blockmax+bp": the same system over a BP-reordered index
     reorder = "bp" if variant == "bp" else None
     block_max = "auto" if system in ("lsr-exact", "lsr-taat") else True
     idx = InvertedIndex.build(docs, quantization="uint8", block_size=args.block_size, block_max=block_max,
@@ -117,8 +139,10 @@ def run_lsr(args, docs, queries, out: dict) -> None:
             target = float(system.rsplit("-", 1)[1]) / 100
             half = nq // 2
             exact = idx.search(q, k=K)
+            t_tune = time.perf_counter()
             with numba_threads(1):
                 tuned = tune_approximate(idx, q[:half], target_recall=target, k=K, repeats=1)
+            out[f"{kind}_tune_s"] = time.perf_counter() - t_tune
             res = idx.search(q, k=K, approx=tuned.approx)
             out[f"{kind}_setting"] = tuned.approx._asdict()
             out[f"{kind}_tuned_recall"] = tuned.recall
