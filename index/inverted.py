@@ -96,6 +96,8 @@ AUTO_MAX_TERMS = 10
 AUTO_MIN_POSTINGS = 10_000
 #: blocks scored best-first to set the threshold before the remaining blocks are filtered
 DEFAULT_SEED_BLOCKS = 16
+#: exact TAAT scores dense queries over larger collections this many documents at a time (see kernels.SLICE_DOCS)
+TAAT_SLICE_DOCS = kernels.SLICE_DOCS
 #: forward entries filled per pass when the forward index is built (their scattered writes stay in cache)
 FORWARD_WINDOW = 1 << 21
 
@@ -846,10 +848,11 @@ class InvertedIndex:
             if not blockmax:
                 args = (qptr, qidx, qval, a["term_offsets"], a["posting_docs"], a["posting_impacts"], self.scale,
                         np.int64(self.n_docs), np.int64(k), allow8)
+                slice_docs = np.int64(-(-TAAT_SLICE_DOCS // kernels.CHUNK) * kernels.CHUNK)
                 if nt == 1:  # no thread-pool launch for a single query or thread
-                    kernels.taat_search_serial(*args, accs, marks, out.doc_idx, out.scores, stats)
+                    kernels.taat_search_serial(*args, accs, marks, out.doc_idx, out.scores, stats, slice_docs)
                 else:
-                    kernels.taat_search(*args, np.int64(nt), accs, marks, out.doc_idx, out.scores, stats)
+                    kernels.taat_search(*args, np.int64(nt), accs, marks, out.doc_idx, out.scores, stats, slice_docs)
                 return
             kernels.blockmax_search(
                 qptr, qidx, qval, a["term_offsets"], a["posting_docs"], a["posting_impacts"], self.scale,

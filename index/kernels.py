@@ -166,10 +166,16 @@ def _drain(acc, mark, dense, n_docs, hs, hd, size, k, allow, pos):
     ``allow``: per document, 0 where it may not be returned (deleted, or outside a filter); empty: all may.
     ``pos``: the id each document enters the heap as (a live index's position across segments, which also
     breaks ties); empty: its own index. Returns (heap size, chunks drained)."""
+    return _drain_between(acc, mark, dense, 0, n_chunks(n_docs), n_docs, hs, hd, size, k, allow, pos)
+
+
+@njit(cache=True)
+def _drain_between(acc, mark, dense, c_lo, c_hi, n_docs, hs, hd, size, k, allow, pos):
+    """:func:`_drain` over chunks ``c_lo .. c_hi - 1`` only."""
     ts = hs[0] if size == k else np.float32(0)
     td = hd[0] if size == k else np.int32(0)
     drained = 0
-    for c in range(n_chunks(n_docs)):
+    for c in range(c_lo, c_hi):
         if not dense:
             if mark[c] == 0:
                 continue
@@ -197,11 +203,18 @@ def _drain_range(lo, hi, acc, hs, hd, size, k, allow, pos):
 DENSE_POSTINGS = 32
 
 
+# Dense queries over more documents than SLICE_DOCS are scored a slice of documents at a time (every term's
+# postings in the slice, then the slice drained), so the part of the accumulator being written stays in cache:
+# at 8.8M documents the whole array (35 MB) is larger than this machine's L3, and the same postings scattered
+# over it took 6.5x longer than over 4 MB. A multiple of CHUNK.
+SLICE_DOCS = 1 << 20
+
+
 @njit(cache=True)
 def _taat_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, allow, acc, mark, hs, hd,
-              out_docs, out_scores, stats):
+              out_docs, out_scores, stats, slice_docs):
     size, postings, drained = _taat_into(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, allow,
-                                         np.empty(0, dtype=np.int32), acc, mark, hs, hd, 0)
+                                         np.empty(0, dtype=np.int32), acc, mark, hs, hd, 0, slice_docs)
     _heap_emit(hs, hd, size, out_docs[qi], out_scores[qi])
     stats[qi, 0] = postings
     stats[qi, 1] = 0
@@ -209,15 +222,38 @@ def _taat_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, allow, 
 
 
 @njit(cache=True)
-def _taat_into(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, allow, pos, acc, mark, hs, hd, size):
+def _taat_into(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, allow, pos, acc, mark, hs, hd, size,
+               slice_docs):
     """Query ``qi`` term at a time over one index, offered to a heap holding ``size`` entries (``allow``,
-    ``pos`` as for :func:`_drain`; ``acc`` zero and ``mark`` clear on entry and on return); return (heap
-    size, postings scored, chunks drained)."""
+    ``pos`` as for :func:`_drain`; ``acc`` zero and ``mark`` clear on entry and on return); a dense query over
+    more than ``slice_docs`` documents (a multiple of CHUNK) goes a slice at a time. Returns (heap size,
+    postings scored, chunks drained)."""
     postings = 0
     for j in range(qptr[qi], qptr[qi + 1]):
         t = qidx[j]
         postings += toff[t + 1] - toff[t]
     dense = postings * DENSE_POSTINGS >= n_docs
+    if dense and n_docs > slice_docs:
+        lo_q = qptr[qi]
+        m = qptr[qi + 1] - lo_q
+        cur = np.empty(m, dtype=np.int64)  # per term, its first posting not yet scored
+        for i in range(m):
+            cur[i] = toff[qidx[lo_q + i]]
+        drained = 0
+        for base in range(0, n_docs, slice_docs):
+            end = min(base + slice_docs, n_docs)
+            for i in range(m):  # terms in query order: every document's sum keeps the oracle's order
+                t = qidx[lo_q + i]
+                w = qval[lo_q + i]
+                p0 = cur[i]
+                p1 = p0 + np.searchsorted(pdocs[p0:toff[t + 1]], end)
+                for p in range(p0, p1):
+                    acc[pdocs[p]] += w * (np.float32(pimp[p]) * scale)
+                cur[i] = p1
+            size, d = _drain_between(acc, mark, True, base >> CHUNK_SHIFT, n_chunks(end), n_docs, hs, hd, size, k,
+                                     allow, pos)
+            drained += d
+        return size, postings, drained
     for j in range(qptr[qi], qptr[qi + 1]):
         if dense:
             _accumulate(qidx[j], qval[j], toff, pdocs, pimp, scale, acc)
@@ -229,7 +265,7 @@ def _taat_into(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, allow,
 
 @njit(parallel=True, cache=True)
 def taat_search(qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, allow, n_threads, accs, marks, out_docs,
-                out_scores, stats):
+                out_scores, stats, slice_docs):
     """Exhaustive term-at-a-time search of every query (rows of a CSR batch).
 
     Scores accumulate into a dense array, term by term; the top-k is then collected chunk by chunk, each
@@ -239,7 +275,7 @@ def taat_search(qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, allow, n_
     slots (``numba.get_num_threads()`` from the caller) each use their row of the scratch arrays ``accs``
     (float32 ``[>= n_threads, n_docs]``) and ``marks`` (uint8 ``[>= n_threads, n_chunks(n_docs)]``), zero on
     entry and left zero (a caller reuses them across calls: a fresh 4 MB array per call costs milliseconds).
-    stats[q] = (postings scored, blocks scored (0 here), chunks drained).
+    ``slice_docs``: see SLICE_DOCS. stats[q] = (postings scored, blocks scored (0 here), chunks drained).
     """
     nq = qptr.shape[0] - 1
     nt = min(n_threads, max(nq, 1))
@@ -250,12 +286,12 @@ def taat_search(qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, allow, n_
         hd = np.empty(k, dtype=np.int32)
         for qi in range(slot, nq, nt):
             _taat_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, allow, acc, mark, hs, hd,
-                      out_docs, out_scores, stats)
+                      out_docs, out_scores, stats, slice_docs)
 
 
 @njit(cache=True)
 def taat_search_serial(qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, allow, accs, marks, out_docs,
-                       out_scores, stats):
+                       out_scores, stats, slice_docs):
     """:func:`taat_search` on the calling thread (row 0 of the scratch arrays): no thread-pool launch, for one
     query or one thread."""
     acc = accs[0]
@@ -264,7 +300,7 @@ def taat_search_serial(qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, al
     hd = np.empty(k, dtype=np.int32)
     for qi in range(qptr.shape[0] - 1):
         _taat_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, allow, acc, mark, hs, hd,
-                  out_docs, out_scores, stats)
+                  out_docs, out_scores, stats, slice_docs)
 
 
 # ----------------------------------------------------------------------------- block-max pruning
@@ -568,7 +604,7 @@ def segments_search(qptr, qidx, qval, toffs, pdocss, pimps, scales, seg_docs, al
                 blocks += b
             else:
                 size, p, t = _taat_into(qi, qptr, qidx, qval, toffs[s], pdocss[s], pimps[s], scales[s],
-                                        seg_docs[s], k, allows[s], poss[s], acc, mark, hs, hd, size)
+                                        seg_docs[s], k, allows[s], poss[s], acc, mark, hs, hd, size, SLICE_DOCS)
             postings += p
             seen += t
         _heap_emit(hs, hd, size, out_docs[qi], out_scores[qi])

@@ -389,10 +389,16 @@ def test_block_max_auto_drops_incoherent_metadata(tmp_path):
     assert InvertedIndex.build(ordered, block_size=64).has_block_max
 
 
-def test_sparse_and_dense_queries_reuse_scratch_and_equal_oracle():
+@pytest.mark.parametrize("slice_docs", [None, 100, 4096])
+def test_sparse_and_dense_queries_reuse_scratch_and_equal_oracle(monkeypatch, slice_docs):
     """Queries with few postings (the drain visits only the chunks they mark) and many (every chunk), in one
     batch and call after call on one index (its scratch accumulators are reused), with and without a
-    document mask: always the oracle's top-k."""
+    document mask, whole or a slice of documents at a time (100 rounds up to 128: slices end inside the
+    postings of most terms): always the oracle's top-k."""
+    import index.inverted as inv
+
+    if slice_docs is not None:
+        monkeypatch.setattr(inv, "TAAT_SLICE_DOCS", slice_docs)
     rng = np.random.default_rng(21)
     n, dim = 9000, 400
     docs = zipf_csr(rng, n, dim, 3, 12, integer=True, a=0.8)
