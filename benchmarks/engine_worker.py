@@ -81,7 +81,10 @@ def baseline_tree(rev: str) -> Path:
         tmp = Path(tempfile.mkdtemp(prefix=f"lsr-baseline-{sha}-"))
         archive = subprocess.run(["git", "-C", str(repo), "archive", sha, "index"], capture_output=True, check=True)
         subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive.stdout, check=True)
-        tmp.rename(root) if not root.exists() else shutil.rmtree(tmp)
+        if root.exists():  # another worker extracted it meanwhile
+            shutil.rmtree(tmp)
+        else:
+            tmp.rename(root)
     return root
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 import shutil
 import subprocess
 import sys
@@ -39,24 +38,15 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
+from auto_rule import load_csr  # noqa: E402
+from engine import save_csr  # noqa: E402
+from engine_worker import dir_bytes, peak_rss_mb  # noqa: E402
+
 K = 10
 
 
-def save_csr(path: Path, m) -> None:
-    np.savez(path, data=m.data, indices=m.indices, indptr=m.indptr, shape=np.array(m.shape))
-
-
-def load_csr(path: Path) -> sp.csr_array:
-    z = np.load(path)
-    return sp.csr_array((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
-
-
-def dir_bytes(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
 def peak_rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    return peak_rss_mb() / 1024
 
 
 # ------------------------------------------------------------------------------------------ steps
@@ -110,13 +100,13 @@ def build(folder: Path, index_dir: Path) -> dict:
 def brute_force(folder: Path, q: sp.csr_array, k: int):
     """Top-k over the shards, one at a time, by index.brute_force_search (scipy), merged by (score, index)."""
     from index import brute_force_search
+    from lsr.encoding import read_shard
 
     best_s = np.full((q.shape[0], 0), -np.inf, dtype=np.float32)
     best_d = np.zeros((q.shape[0], 0), dtype=np.int64)
     offset = 0
     for path in shard_files(folder):
-        with np.load(path) as z:
-            m = sp.csr_array((z["data"], z["indices"], z["indptr"]), shape=tuple(int(x) for x in z["shape"]))
+        _, m = read_shard(path)
         r = brute_force_search(m, q, k=k)
         d = np.where(r.doc_idx >= 0, r.doc_idx.astype(np.int64) + offset, np.iinfo(np.int64).max)
         s = np.where(r.doc_idx >= 0, r.scores, -np.inf)

@@ -43,6 +43,7 @@ import logging
 import os
 import time
 from collections.abc import Sequence
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple
@@ -208,10 +209,22 @@ class DetailedSearch(NamedTuple):
     stats: SearchStats
 
 
+class BlockMetadata(NamedTuple):
+    """Per-term block entries (offsets, block ids, maxima, relative starts; empty when not kept), per-term
+    maxima, how many block entries the postings make, and whether they were kept."""
+
+    offsets: np.ndarray
+    blocks: np.ndarray
+    maxima: np.ndarray
+    starts: np.ndarray
+    term_max: np.ndarray
+    n_entries: int
+    kept: bool
+
+
 def block_metadata(toff: np.ndarray, pdocs: np.ndarray, pimp: np.ndarray, scale: np.float32, block_size: int,
-                   keep: bool | str = True, allocate=None):
-    """Per-term block entries (offsets, block ids, maxima, relative starts), per-term maxima, and the number
-    of block entries the postings make.
+                   keep: bool | str = True, allocate=None) -> BlockMetadata:
+    """The :class:`BlockMetadata` of term-major postings.
 
     ``keep``: True, False, or ``"auto"`` (kept when the entries are at most AUTO_MAX_ENTRY_RATIO of the
     postings); decided from a counting pass before any entry is allocated, so dropped metadata never takes
@@ -227,14 +240,14 @@ def block_metadata(toff: np.ndarray, pdocs: np.ndarray, pimp: np.ndarray, scale:
     term_max = np.zeros(dim, dtype=np.float32)
     kernels.term_maxima(toff, pimp, scale, term_max)
     if not (keep is True or (keep == "auto" and nbm <= AUTO_MAX_ENTRY_RATIO * max(int(pdocs.shape[0]), 1))):
-        empty = (np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int32))
-        return (np.zeros(dim + 1, dtype=np.int64), *empty, term_max, nbm)
+        return BlockMetadata(np.zeros(dim + 1, dtype=np.int64), np.zeros(0, dtype=np.int32),
+                             np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int32), term_max, nbm, False)
     allocate = allocate or (lambda name, n, dtype: np.empty(n, dtype=dtype))
     bm_blocks = allocate("bm_blocks", nbm, np.int32)
     bm_max = allocate("bm_max", nbm, np.float32)
     bm_start = allocate("bm_start", nbm, np.int32)
     kernels.fill_term_blocks(toff, pdocs, pimp, scale, np.int64(block_size), bm_off, bm_blocks, bm_max, bm_start)
-    return bm_off, bm_blocks, bm_max, bm_start, term_max, nbm
+    return BlockMetadata(bm_off, bm_blocks, bm_max, bm_start, term_max, nbm, True)
 
 
 class InvertedIndex:
@@ -402,10 +415,9 @@ class InvertedIndex:
             raise ValueError("a posting list longer than 2**31 - 1 does not fit this format")
         if block_max not in (True, False, "auto"):
             raise ValueError(f"block_max must be True, False or 'auto', got {block_max!r}")
-        bm_off, bm_blocks, bm_max, bm_start, term_max, n_entries = block_metadata(
+        bm_off, bm_blocks, bm_max, bm_start, term_max, n_entries, keep_blocks = block_metadata(
             toff, np.asarray(posting_docs), np.asarray(posting_impacts), scale, block_size, block_max, allocate)
         nnz = int(posting_docs.shape[0])
-        keep_blocks = bm_blocks.shape[0] > 0 or (n_entries == 0 and block_max is not False)
         block_entry_ratio = n_entries / max(nnz, 1)
         arrays = {
             "term_offsets": term_offsets,
@@ -809,14 +821,12 @@ class InvertedIndex:
             logger.debug("forward index built in %.2f s", time.perf_counter() - t0)
         return self._forward
 
+    @contextmanager
     def _scratch_rows(self, n_rows: int):
         """Zeroed accumulators and chunk marks, one row per thread slot, lent by the scratch pool."""
-        from contextlib import ExitStack
-
-        stack = ExitStack()
-        accs = stack.enter_context(self._scratch.zeros((n_rows, self.n_docs), np.float32))
-        marks = stack.enter_context(self._scratch.zeros((n_rows, int(kernels.n_chunks(self.n_docs))), np.uint8))
-        return stack, accs, marks
+        with self._scratch.zeros((n_rows, self.n_docs), np.float32) as accs, \
+                self._scratch.zeros((n_rows, int(kernels.n_chunks(self.n_docs))), np.uint8) as marks:
+            yield accs, marks
 
     def _run_pruned(self, q: sp.csr_array, k: int, approx: Approx, allow8: np.ndarray, out: SearchResults,
                     stats: np.ndarray) -> None:
@@ -826,8 +836,7 @@ class InvertedIndex:
         ctoff, cdocs, cimp = self.static_pruned(approx.max_postings)
         fptr, fterms, fimp = self.forward_index()
         nt = min(numba.get_num_threads(), max(q.shape[0], 1))
-        stack, accs, marks = self._scratch_rows(nt)
-        with stack:
+        with self._scratch_rows(nt) as (accs, marks):
             kernels.pruned_search(
                 q.indptr.astype(np.int64, copy=False), q.indices.astype(np.int32, copy=False),
                 q.data.astype(np.float32, copy=False), fptr, fterms, fimp, ctoff, cdocs, cimp, self.scale,
@@ -843,8 +852,7 @@ class InvertedIndex:
         qptr = q.indptr.astype(np.int64, copy=False)
         qidx = q.indices.astype(np.int32, copy=False)
         qval = q.data.astype(np.float32, copy=False)
-        stack, accs, marks = self._scratch_rows(nt)
-        with stack:
+        with self._scratch_rows(nt) as (accs, marks):
             if not blockmax:
                 args = (qptr, qidx, qval, a["term_offsets"], a["posting_docs"], a["posting_impacts"], self.scale,
                         np.int64(self.n_docs), np.int64(k), allow8)

@@ -119,16 +119,16 @@ def n_chunks(n_docs):
 
 
 @njit(cache=True, inline="always")
-def _accumulate(t, w, toff, pdocs, pimp, scale, acc):
-    """Add term ``t``'s postings, weighted by ``w``, into ``acc``."""
-    for p in range(toff[t], toff[t + 1]):
+def _accumulate(p0, p1, w, pdocs, pimp, scale, acc):
+    """Add postings ``p0 .. p1 - 1`` (one term's, or a slice of them), weighted by ``w``, into ``acc``."""
+    for p in range(p0, p1):
         acc[pdocs[p]] += w * (np.float32(pimp[p]) * scale)
 
 
 @njit(cache=True, inline="always")
-def _accumulate_marking(t, w, toff, pdocs, pimp, scale, acc, mark):
+def _accumulate_marking(p0, p1, w, pdocs, pimp, scale, acc, mark):
     """:func:`_accumulate`, also marking the chunk of every document it adds to."""
-    for p in range(toff[t], toff[t + 1]):
+    for p in range(p0, p1):
         d = pdocs[p]
         acc[d] += w * (np.float32(pimp[p]) * scale)
         mark[d >> CHUNK_SHIFT] = 1
@@ -247,18 +247,18 @@ def _taat_into(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, allow,
                 w = qval[lo_q + i]
                 p0 = cur[i]
                 p1 = p0 + np.searchsorted(pdocs[p0:toff[t + 1]], end)
-                for p in range(p0, p1):
-                    acc[pdocs[p]] += w * (np.float32(pimp[p]) * scale)
+                _accumulate(p0, p1, w, pdocs, pimp, scale, acc)
                 cur[i] = p1
             size, d = _drain_between(acc, mark, True, base >> CHUNK_SHIFT, n_chunks(end), n_docs, hs, hd, size, k,
                                      allow, pos)
             drained += d
         return size, postings, drained
     for j in range(qptr[qi], qptr[qi + 1]):
+        t = qidx[j]
         if dense:
-            _accumulate(qidx[j], qval[j], toff, pdocs, pimp, scale, acc)
+            _accumulate(toff[t], toff[t + 1], qval[j], pdocs, pimp, scale, acc)
         else:
-            _accumulate_marking(qidx[j], qval[j], toff, pdocs, pimp, scale, acc, mark)
+            _accumulate_marking(toff[t], toff[t + 1], qval[j], pdocs, pimp, scale, acc, mark)
     size, drained = _drain(acc, mark, dense, n_docs, hs, hd, size, k, allow, pos)
     return size, postings, drained
 
@@ -629,10 +629,11 @@ def _pruned_one(qi, qptr, qidx, qval, fptr, fterms, fimp, ctoff, cdocs, cimp, sc
     # partial scores only rank candidates (their scores are recomputed exactly below), so the scale
     # is folded into the query weight: one multiplication per posting
     for i in range(m):
+        t = terms[i]
         if dense:
-            _accumulate(terms[i], weights[i] * scale, ctoff, cdocs, cimp, np.float32(1), acc)
+            _accumulate(ctoff[t], ctoff[t + 1], weights[i] * scale, cdocs, cimp, np.float32(1), acc)
         else:
-            _accumulate_marking(terms[i], weights[i] * scale, ctoff, cdocs, cimp, np.float32(1), acc, mark)
+            _accumulate_marking(ctoff[t], ctoff[t + 1], weights[i] * scale, cdocs, cimp, np.float32(1), acc, mark)
     # the n_cand best documents by partial score
     csize, drained = _drain(acc, mark, dense, n_docs, cs, cd, 0, n_cand, allow, nopos)
     # their exact scores from the forward index: each document's terms ascend, so every score is

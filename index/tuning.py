@@ -77,6 +77,11 @@ def median_seconds(fn, repeats: int, min_seconds: float = 0.05) -> float:
     return float(np.median(times))
 
 
+def _stderr(r: np.ndarray) -> float:
+    """Standard error of a mean of per-query recalls (0 for fewer than two)."""
+    return float(r.std(ddof=1) / np.sqrt(r.size)) if r.size > 1 else 0.0
+
+
 class _Trials:
     """Runs and records the trials of one tuning: recall against exact results on a first slice of the
     sample, in pieces, then on the rest only if the slice leaves the target within reach and the time is not
@@ -90,9 +95,7 @@ class _Trials:
 
     def bound(self, r: np.ndarray) -> float:
         """Lower confidence bound of the mean recall (normal approximation, ``z`` standard errors)."""
-        if r.size < 2:
-            return float(r.mean()) if r.size else 1.0
-        return float(r.mean() - self.z * r.std(ddof=1) / np.sqrt(r.size))
+        return float(r.mean()) - self.z * _stderr(r) if r.size else 1.0
 
     def run(self, ap: Approx) -> str:
         """``"ok"`` (reaches the target), ``"low"`` (recall too low) or ``"slow"`` (slower than a qualifying
@@ -120,8 +123,7 @@ class _Trials:
             if entry["ms_per_query"] > 1.25 * self.best_ms:
                 entry["stopped"] = "time"
                 return "slow"
-            if hi == self.first < n and r.size > 1 and \
-                    float(r.mean()) + 2 * self.z * r.std(ddof=1) / np.sqrt(r.size) < self.target:
+            if hi == self.first < n and r.size > 1 and float(r.mean()) + 2 * self.z * _stderr(r) < self.target:
                 entry["stopped"] = "recall"
                 return "low"
         r = np.concatenate(recalls)
@@ -131,21 +133,6 @@ class _Trials:
         entry["qualifies"] = True
         self.best_ms = min(self.best_ms, entry["ms_per_query"])
         return "ok"
-
-    def smallest(self, make, values) -> int | None:
-        """The smallest of the ascending ``values`` whose setting ``make(v)`` qualifies (recall and time grow
-        with the value: bisection), or None. A slow setting rules out every larger value."""
-        lo, hi, found = 0, len(values) - 1, None
-        while lo <= hi:
-            mid = (lo + hi) // 2
-            out = self.run(make(values[mid]))
-            if out == "ok":
-                found, hi = mid, mid - 1
-            elif out == "low":
-                lo = mid + 1
-            else:  # slow: a smaller value may still qualify faster
-                hi = mid - 1
-        return found
 
     def frontier(self, make, rows, cols) -> None:
         """Every cheapest qualifying setting ``make(row, col)`` of a grid whose recall and time both grow

@@ -177,8 +177,11 @@ class SpladeEncoder(SparseEncoder):
         Example:
             >>> enc = load_encoder("splade-tiny").to("auto")                 # doctest: +SKIP
         """
-        if self.dtype == "int8" and str(device) != "cpu":
-            raise ValueError("int8 (dynamically quantized) models run on the CPU only; use dtype float32 or bfloat16")
+        if self.dtype == "int8":  # dynamically quantized models run on the CPU only: "auto" is the CPU for them
+            if str(device) not in ("cpu", "auto"):
+                raise ValueError("int8 (dynamically quantized) models run on the CPU only; use dtype float32 or "
+                                 "bfloat16")
+            device = "cpu"
         target = resolve_device(device)
         for model in (self.model, self.query_model):
             if model is not None:

@@ -248,6 +248,8 @@ def test_device_placement(model, tokenizer, data_root, tmp_path):
             enc.to("cuda")
     with pytest.raises(ValueError, match="CPU only"):
         SpladeEncoder(model, tokenizer, dtype="int8").to("cuda:0")
+    int8 = SpladeEncoder(model, tokenizer, dtype="int8")
+    assert int8.to("auto") is int8  # "auto" is the CPU for a CPU-only model, GPU or not
     from lsr.cli import main
 
     saved = enc.save(tmp_path / "m")
