@@ -177,6 +177,9 @@ def main() -> int:
                          "'rerun'; other rows stay from the earlier run), e.g. after a disturbed measurement")
     args = ap.parse_args()
     if args.baseline:
+        if subprocess.run(["git", "-C", str(HERE.parent), "rev-parse", "--verify", "--quiet", f"{args.baseline}^{{commit}}"],
+                          capture_output=True).returncode != 0:
+            ap.error(f"--baseline {args.baseline!r}: not a commit of this repository; give a revision `git log` shows")
         args.systems = [*args.systems, *(f"{s}@{args.baseline}" for s in ("lsr-exact", "lsr-taat", "lsr-approx-95"))]
     if args.markdown_only:
         write_markdown(args.out)

@@ -74,8 +74,11 @@ def baseline_tree(rev: str) -> Path:
     """lsr's ``index`` package as it was at git revision ``rev``, extracted once into a temporary folder
     (systems named ``<system>@<rev>`` run it: an earlier engine measured in the same run as today's)."""
     repo = Path(__file__).resolve().parent.parent
-    sha = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short=12", rev], capture_output=True, text=True,
-                         check=True).stdout.strip()
+    found = subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", "--short=12", f"{rev}^{{commit}}"],
+                           capture_output=True, text=True)
+    if found.returncode != 0:
+        raise SystemExit(f"--baseline {rev!r}: not a commit of {repo}; give a revision `git log` shows (e.g. a hash)")
+    sha = found.stdout.strip()
     root = Path(tempfile.gettempdir()) / f"lsr-baseline-{sha}"
     if not (root / "index" / "__init__.py").exists():
         tmp = Path(tempfile.mkdtemp(prefix=f"lsr-baseline-{sha}-"))

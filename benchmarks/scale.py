@@ -208,6 +208,8 @@ def main() -> int:
     ap.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--index", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if min(args.docs) < 1 or args.queries < 1 or args.check < 1 or args.shard_size < 1:
+        ap.error("--docs, --queries, --check and --shard-size must be positive")
     if args.step == "build":
         print(json.dumps(build(args.folder, args.index)))
         return 0
