@@ -414,3 +414,41 @@ def test_a_collapsing_run_stops_and_says_which_way(tmp_path, backbone, triples):
     with pytest.raises(TrainingCollapsed, match="toward 0"):
         for _ in range(60):
             trainer.train_step()
+
+
+def test_families_table_from_the_three_family_runs(tmp_path, backbone, triples, tiny_beir, monkeypatch):
+    """benchmarks/families.py on tiny runs of each kind: families.json has the shape issue 20 asks for."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "families.py"
+    spec = importlib.util.spec_from_file_location("families", path)
+    fam = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fam)
+    runs = {}
+    for kind, extra in (("splade", {}), ("slim", {"model.token_top_k": 4}), ("inference-free", {}),
+                        ("l0", {"model.activation": "log_log", "regularizer.doc.l0_threshold": 2})):
+        over = {"optim.steps": 2, "output_dir": str(tmp_path / kind), **extra,
+                "model.kind": "inference-free" if kind == "l0" else kind}
+        runs[kind] = Trainer(_config(tmp_path, backbone, triples, **over), show_progress=False).train().model_dir
+    monkeypatch.setenv("LSR_DATA", str(tiny_beir.parent))
+    out = tmp_path / "results"
+    common = ["--datasets", "tiny", "--out", str(out), "-k", "4", "--rerank", "4"]
+    with pytest.raises(SystemExit):  # the two arms of the comparison go together
+        fam.main(["--l0", str(runs["l0"]), *common])
+    with pytest.raises(SystemExit):  # a model folder that is not there is named
+        fam.main(["--splade", str(tmp_path / "nowhere"), *common])
+    with pytest.raises(SystemExit):  # a SPLADE model given as SLIM
+        fam.main(["--slim", str(runs["splade"]), *common])
+    assert fam.main(["--splade", str(runs["splade"]), "--slim", str(runs["slim"]), "--l0", str(runs["l0"]),
+                     "--idf-flops", str(runs["inference-free"]), *common]) == 0
+    got = json.loads((out / "families.json").read_text())
+    s, m, c = got["splade"]["tiny"], got["slim"]["tiny"], got["l0_vs_idf_flops"]["tiny"]
+    assert {"ndcg@10", "doc_nnz", "query_nnz"} <= set(s) and s["train_steps"] == 2
+    assert {"first_stage_ndcg@10", "rescored_ndcg@10", "added_ms_per_query"} <= set(m)
+    assert {"l0_ndcg@10", "idf_flops_ndcg@10", "l0_doc_nnz", "idf_flops_doc_nnz"} <= set(c)
+    assert c["doc_nnz_gap"] == pytest.approx(c["l0_doc_nnz"] / c["idf_flops_doc_nnz"] - 1)
+    assert 0 <= s["vs_zero_shot"]["p_value"] <= 1
+    md = (out / "families.md").read_text()
+    assert "| tiny |" in md and "Not evaluated" not in md
+    assert (out / "families-tiny-test" / "report.json").exists()
