@@ -28,7 +28,9 @@ Usage::
      "l0_vs_idf_flops": {"scifact": {"l0_ndcg@10": x, "idf_flops_ndcg@10": x, "l0_doc_nnz": x,
                                      "idf_flops_doc_nnz": x, ...}}}
 
-A family whose model is not given is left out of the JSON and the table (and the table says so).
+A family whose model is not given is left out of the JSON and the table (and the table says so); with
+``--add`` the families already in ``--out`` that this run does not evaluate are kept, so a family joins the
+results when its run is done.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ from lsr.pipeline import Retriever, RunSettings, evaluate_dataset  # noqa: E402
 QUIET = RunSettings(show_progress=False)
 MEASURES = ["nDCG@10", "RR@10", "R@100"]
 SPLADE_ZERO_SHOT = "splade-tiny (zero-shot)"
+FAMILIES = ("splade", "slim", "l0_vs_idf_flops")
 logger = logging.getLogger("families")
 
 
@@ -89,8 +92,9 @@ def mean_of(stats) -> float | None:
     return None if stats is None else float(stats["mean"] if isinstance(stats, dict) else stats)
 
 
-def learned(ds, label: str, encoder, k: int, path: str | None = None) -> SystemResult:
+def learned(ds, family: str, label: str, encoder, k: int, path: str | None = None) -> SystemResult:
     r = evaluate_dataset(ds, encoder, name=label, k=k, measures=MEASURES, settings=QUIET)
+    r.settings["family"] = family
     if path:
         r.settings["model_dir"] = path
         r.settings.update(train_info(path))
@@ -130,7 +134,7 @@ def slim_systems(ds, path: str, rerank: int, k: int) -> tuple[SystemResult, Syst
         ev = evaluate(res.to_run(qids, r.index.doc_ids), ds.qrels, MEASURES)
         eff = {"encode_and_search_latency": latency_stats(lat), "doc_tokens_stored": int(len(r.token_store)),
                "build_seconds": build_s}
-        settings = {"model_dir": path, "rerank": enc.rerank if fn is both else 0, "k": k,
+        settings = {"family": "slim", "model_dir": path, "rerank": enc.rerank if fn is both else 0, "k": k,
                     "token_top_k": enc.token_top_k, **train_info(path), **dev_record(path)}
         out.append(SystemResult(label, settings, ev.aggregate, eff, ev.per_query))
     return out[0], out[1]
@@ -201,6 +205,8 @@ def main(argv=None) -> int:
     ap.add_argument("--rerank", type=int, default=100, help="first-stage documents SLIM re-scores (default 100)")
     ap.add_argument("-k", type=int, default=100)
     ap.add_argument("--out", type=Path, default=Path("results/training"))
+    ap.add_argument("--add", action="store_true",
+                    help="keep the families (and report systems) already in --out that this run does not evaluate")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if bool(args.l0) != bool(args.idf_flops):
@@ -210,18 +216,20 @@ def main(argv=None) -> int:
         if path and not Path(path).is_dir():
             ap.error(f"--{flag.replace('_', '-')} {path}: no such model folder; give the `model/` (or `best/`) "
                      "folder a `lsr train` run wrote")
-    missing = [name for name, flag in (("SPLADE", args.splade), ("SLIM", args.slim), ("l0 vs FLOPS", args.l0))
-               if not flag]
-    if len(missing) == 3:
+    if not (args.splade or args.slim or args.l0):
         ap.error("give at least one of --splade, --slim, --l0/--idf-flops")
     command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])])
     families: dict[str, dict] = {}
+    earlier = {}
+    if args.add and (args.out / "families.json").exists():
+        earlier = json.loads((args.out / "families.json").read_text(encoding="utf-8"))
+        command = f"{earlier.pop('command')} && {command}" if earlier.get("command") else command
     for name in args.datasets.split(","):
         ds = load_dataset(name, split=args.split)
         systems = []
         if args.splade:
-            zero = learned(ds, SPLADE_ZERO_SHOT, load_encoder("splade-tiny"), args.k)
-            tuned = learned(ds, "SPLADE fine-tuned", model_encoder(args.splade), args.k, args.splade)
+            zero = learned(ds, "splade", SPLADE_ZERO_SHOT, load_encoder("splade-tiny"), args.k)
+            tuned = learned(ds, "splade", "SPLADE fine-tuned", model_encoder(args.splade), args.k, args.splade)
             systems += [zero, tuned]
             e, z = tuned.efficiency, zero.efficiency
             families.setdefault("splade", {})[name] = {
@@ -241,8 +249,10 @@ def main(argv=None) -> int:
                 "first_stage_ms_per_query": f_ms, "two_stage_ms_per_query": b_ms, "added_ms_per_query": b_ms - f_ms,
                 "rescored_vs_first_stage": paired(both, first), **_keep(both.settings)}
         if args.l0:
-            l0 = learned(ds, "inference-free, l0 mask + l0 activation", model_encoder(args.l0), args.k, args.l0)
-            fl = learned(ds, "inference-free, IDF-aware FLOPS", model_encoder(args.idf_flops), args.k, args.idf_flops)
+            fam = "l0_vs_idf_flops"
+            l0 = learned(ds, fam, "inference-free, l0 mask + l0 activation", model_encoder(args.l0), args.k, args.l0)
+            fl = learned(ds, fam, "inference-free, IDF-aware FLOPS", model_encoder(args.idf_flops), args.k,
+                         args.idf_flops)
             systems += [l0, fl]
             l0_nnz, fl_nnz = mean_of(l0.efficiency.get("doc_nnz")), mean_of(fl.efficiency.get("doc_nnz"))
             families.setdefault("l0_vs_idf_flops", {})[name] = {
@@ -251,9 +261,15 @@ def main(argv=None) -> int:
                 "l0_flops": l0.efficiency.get("flops"), "idf_flops_flops": fl.efficiency.get("flops"),
                 "l0_dev_ndcg@10": l0.settings.get("dev_ndcg@10"), "idf_flops_dev_ndcg@10": fl.settings.get("dev_ndcg@10"),
                 "l0_vs_idf_flops": paired(l0, fl)}
-        report = Report(dataset=ds.describe(), measures=MEASURES, systems=systems, command=command)
-        report.save(args.out / f"families-{name}-{args.split}")
-    args.out.mkdir(parents=True, exist_ok=True)
+        folder = args.out / f"families-{name}-{args.split}"
+        if args.add and (folder / "report.json").exists():  # systems of the families not evaluated now stay
+            systems = [s for s in Report.load(folder).systems if s.settings.get("family") not in families] + systems
+        Report(dataset=ds.describe(), measures=MEASURES, systems=systems, command=command).save(folder)
+    for family, per_dataset in earlier.items():
+        if family not in families:
+            families[family] = per_dataset
+    families = {k: families[k] for k in FAMILIES if k in families}
+    missing = [label for key, label in zip(FAMILIES, ("SPLADE", "SLIM", "l0 vs FLOPS")) if key not in families]
     families["command"] = command
     md = table({k: v for k, v in families.items() if k != "command"}, missing, command)
     for file, text in (("families.json", json.dumps(families, indent=2)), ("families.md", md)):

@@ -440,9 +440,15 @@ def test_families_table_from_the_three_family_runs(tmp_path, backbone, triples, 
         fam.main(["--splade", str(tmp_path / "nowhere"), *common])
     with pytest.raises(SystemExit):  # a SPLADE model given as SLIM
         fam.main(["--slim", str(runs["splade"]), *common])
-    assert fam.main(["--splade", str(runs["splade"]), "--slim", str(runs["slim"]), "--l0", str(runs["l0"]),
-                     "--idf-flops", str(runs["inference-free"]), *common]) == 0
+    assert fam.main(["--splade", str(runs["splade"]), *common]) == 0
+    assert "Not evaluated here (no model given): SLIM, l0 vs FLOPS" in (out / "families.md").read_text()
+    assert fam.main(["--add", "--slim", str(runs["slim"]), "--l0", str(runs["l0"]),
+                     "--idf-flops", str(runs["inference-free"]), *common]) == 0  # SPLADE's results stay
     got = json.loads((out / "families.json").read_text())
+    assert got["command"].count("&&") == 1
+    from eval import Report
+    names = [s.name for s in Report.load(out / "families-tiny-test").systems]
+    assert len(names) == 6 and names[:2] == [fam.SPLADE_ZERO_SHOT, "SPLADE fine-tuned"]
     s, m, c = got["splade"]["tiny"], got["slim"]["tiny"], got["l0_vs_idf_flops"]["tiny"]
     assert {"ndcg@10", "doc_nnz", "query_nnz"} <= set(s) and s["train_steps"] == 2
     assert {"first_stage_ndcg@10", "rescored_ndcg@10", "added_ms_per_query"} <= set(m)
