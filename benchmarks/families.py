@@ -151,8 +151,8 @@ def table(families: dict, missing: list[str], command: str) -> str:
                   "|---|---|---|---|---|---|---|---|---|---|"]
         for name, v in families["splade"].items():
             t = v["vs_zero_shot"]
-            lines.append(f"| {name} | {v['ndcg@10']:.4f} | {v['zero_shot_ndcg@10']:.4f} | {t['difference']:+.4f} "
-                         f"[{t['ci95'][0]:+.4f}, {t['ci95'][1]:+.4f}], {t['p_value']:.2g} | {v['doc_nnz']:.1f} | "
+            lines.append(f"| {name} | {v['ndcg@10']:.4f} | {v['zero_shot_ndcg@10']:.4f} | {_diff(t)} | "
+                         f"{v['doc_nnz']:.1f} | "
                          f"{v['query_nnz']:.1f} | {v['flops']:.2f} | {v['zero_shot_doc_nnz']:.1f} / "
                          f"{v['zero_shot_query_nnz']:.1f} | {_dev(v)} | {v.get('train_minutes', '–')} |")
         lines.append("")
@@ -164,8 +164,7 @@ def table(families: dict, missing: list[str], command: str) -> str:
         for name, v in families["slim"].items():
             t = v["rescored_vs_first_stage"]
             lines.append(f"| {name} | {v['first_stage_ndcg@10']:.4f} | {v['rescored_ndcg@10']:.4f} | "
-                         f"{t['difference']:+.4f} [{t['ci95'][0]:+.4f}, {t['ci95'][1]:+.4f}], {t['p_value']:.2g} | "
-                         f"{v['first_stage_ms_per_query']:.2f} | {v['two_stage_ms_per_query']:.2f} | "
+                         f"{_diff(t)} | {v['first_stage_ms_per_query']:.2f} | {v['two_stage_ms_per_query']:.2f} | "
                          f"{v['added_ms_per_query']:.2f} | {_dev(v)} | {v.get('train_minutes', '–')} |")
         lines.append("")
     if "l0_vs_idf_flops" in families:
@@ -176,14 +175,19 @@ def table(families: dict, missing: list[str], command: str) -> str:
                   "|---|---|---|---|---|---|---|---|"]
         for name, v in families["l0_vs_idf_flops"].items():
             t = v["l0_vs_idf_flops"]
-            lines.append(f"| {name} | {v['l0_ndcg@10']:.4f} | {v['idf_flops_ndcg@10']:.4f} | {t['difference']:+.4f} "
-                         f"[{t['ci95'][0]:+.4f}, {t['ci95'][1]:+.4f}], {t['p_value']:.2g} | {v['l0_doc_nnz']:.1f} | "
+            lines.append(f"| {name} | {v['l0_ndcg@10']:.4f} | {v['idf_flops_ndcg@10']:.4f} | {_diff(t)} | "
+                         f"{v['l0_doc_nnz']:.1f} | "
                          f"{v['idf_flops_doc_nnz']:.1f} | {100 * v['doc_nnz_gap']:+.1f} % | "
                          f"{_num(v.get('l0_dev_ndcg@10'))} / {_num(v.get('idf_flops_dev_ndcg@10'))} |")
         lines.append("")
     if missing:
         lines += [f"Not evaluated here (no model given): {', '.join(missing)}.", ""]
     return "\n".join(lines)
+
+
+def _diff(t: dict) -> str:
+    """A paired comparison as a table cell: difference [95 % CI], p."""
+    return f"{t['difference']:+.4f} [{t['ci95'][0]:+.4f}, {t['ci95'][1]:+.4f}], {t['p_value']:.2g}"
 
 
 def _num(x) -> str:
@@ -222,7 +226,10 @@ def main(argv=None) -> int:
     families: dict[str, dict] = {}
     earlier = {}
     if args.add and (args.out / "families.json").exists():
-        earlier = json.loads((args.out / "families.json").read_text(encoding="utf-8"))
+        try:
+            earlier = json.loads((args.out / "families.json").read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            ap.error(f"{args.out / 'families.json'}: not JSON ({e}); delete it and run without --add to rebuild it")
         command = f"{earlier.pop('command')} && {command}" if earlier.get("command") else command
     for name in args.datasets.split(","):
         ds = load_dataset(name, split=args.split)
