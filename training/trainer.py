@@ -190,13 +190,17 @@ class Trainer:
             dt = model.encode_tokens(batch.docs, model.doc_max_length)
             scores = late_interaction(qt, dt, model.dim)
             q_vec, d_vec = pooled_tokens(qt, model.dim), pooled_tokens(dt, model.dim)
+            loss, logs = self.loss(scores, batch, q_vec, d_vec, self.step)
+            # non-zeros per token vector: near 1, late interaction ranks like the pooled first stage
+            logs["doc_token_nnz"] = float((dt.values > 0).sum(1).float().mean())
+            logs["query_token_nnz"] = float((qt.values > 0).sum(1).float().mean())
+            return loss, logs
+        d_vec = model.encode(batch.docs, model.doc_max_length)
+        if model.kind == "inference-free":
+            q_vec = model.inference_free_queries(batch.queries, [self.idf[s] for s in batch.source_of_query])
         else:
-            d_vec = model.encode(batch.docs, model.doc_max_length)
-            if model.kind == "inference-free":
-                q_vec = model.inference_free_queries(batch.queries, [self.idf[s] for s in batch.source_of_query])
-            else:
-                q_vec = model.encode(batch.queries, model.query_max_length)
-            scores = q_vec @ d_vec.T
+            q_vec = model.encode(batch.queries, model.query_max_length)
+        scores = q_vec @ d_vec.T
         return self.loss(scores, batch, q_vec, d_vec, self.step)
 
     def train_step(self) -> dict:

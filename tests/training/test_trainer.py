@@ -125,6 +125,9 @@ def test_every_kind_trains(tmp_path, backbone, triples, kind, extra):
     assert any("encoder" in k for k in changed)
     if kind == "inference-free":
         assert "query_raw" in changed  # learned query weights move
+    if kind == "slim":  # the non-zeros of one token vector, at most token_top_k, logged beside the pooled ones
+        assert all(0 < r["doc_token_nnz"] <= 4 and 0 < r["query_token_nnz"] <= 4 for r in recs)
+        assert all(r["doc_token_nnz"] <= r["doc_nnz"] for r in recs)
     enc = trainer.model.to_encoder()
     assert enc.kind == kind
 
