@@ -92,7 +92,7 @@ AUTO_MAX_ENTRY_RATIO = 0.5
 #: per-query timings of both engines (SciFact splade-tiny SPLADE and IDF queries, MIRACL-yo BM25,
 #: 100k synthetic SPLADE-like and inference-free queries, each with and without BP reordering) and
 #: checked by benchmarks/auto_rule.py (results/engine/auto-rule.json, SciFact and NFCorpus BM25 held
-#: out): within 7 % of the per-query best engine on every set, where TAAT alone was up to 46 % slower.
+#: out; re-measured with the faster TAAT and a 1M topical set, not refitted: README "How auto picks").
 AUTO_MAX_TERMS = 10
 AUTO_MIN_POSTINGS = 10_000
 #: blocks scored best-first to set the threshold before the remaining blocks are filtered
