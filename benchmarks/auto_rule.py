@@ -94,6 +94,8 @@ def main(argv=None) -> int:
                     help="BP-reorder only sets of at most this many documents (BP of 1M takes tens of minutes)")
     ap.add_argument("--out", type=Path, default=None, help="JSON file for the results")
     args = ap.parse_args(argv)
+    if args.bp_max_docs is not None and args.bp_max_docs < 0:
+        ap.error("--bp-max-docs must be >= 0 (0: no BP-reordered index at all)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     sets = []
     for folder in args.vectors:

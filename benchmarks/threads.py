@@ -118,8 +118,8 @@ def main(argv=None) -> int:
                     help="engine.py's independent draws or its topic-structured collection (same seeds)")
     ap.add_argument("--out", type=Path, default=Path("results/engine"))
     args = ap.parse_args(argv)
-    if args.threads < 2 or args.pairs < 1:
-        ap.error("--threads must be at least 2 and --pairs at least 1")
+    if args.threads < 2 or args.pairs < 1 or args.docs < 1 or args.queries < 1:
+        ap.error("--threads must be at least 2, --pairs, --docs and --queries at least 1")
     t0 = time.perf_counter()
     label = f"{args.docs}" + ("-topical" if args.collection == "topical" else "")
     if args.collection == "topical":  # engine.py's vectors
@@ -132,16 +132,22 @@ def main(argv=None) -> int:
     tuned = {}
     engine_json = args.out / f"engine-{label}.json"
     if engine_json.exists():
-        for r in json.loads(engine_json.read_text())["rows"]:
+        try:
+            engine_rows = json.loads(engine_json.read_text())["rows"]
+        except (json.JSONDecodeError, KeyError) as e:
+            ap.error(f"{engine_json}: not an engine.py result ({e}); rerun benchmarks/engine.py or delete it")
+        for r in engine_rows:
             if r.get("system") == "lsr-approx-95":
                 tuned = {k: Approx(**r[f"{k}_setting"]) for k in ("splade", "inffree") if r.get(f"{k}_setting")}
-    def pairs(one_call, many_call) -> tuple[list, list]:
+
+    def pairs(call) -> tuple[list, list]:
+        """Seconds of ``call`` with 1 thread and with ``--threads``, alternating, ``--pairs`` times."""
         one, many = [], []
         for _ in range(args.pairs):
             with numba_threads(1):
-                one.append(batch_seconds(one_call))
+                one.append(batch_seconds(call))
             with numba_threads(args.threads):
-                many.append(batch_seconds(many_call))
+                many.append(batch_seconds(call))
         return one, many
 
     def summary(one, many) -> dict:
@@ -152,7 +158,7 @@ def main(argv=None) -> int:
     rows = []
     for name, fn in machine_rows(args.threads):
         # the same work at both counts; with one thread the prange runs its pieces one after another
-        one, many = pairs(fn, fn)
+        one, many = pairs(fn)
         rows.append({"engine": name, "kind": "-", "settings": {}, "ms_1t": 1e3 * float(np.median(one)),
                      f"ms_{args.threads}t": 1e3 * float(np.median(many)), **summary(one, many)})
         print(f"  {name}: x{rows[-1]['speedup_median']:.2f}", file=sys.stderr)
@@ -161,8 +167,7 @@ def main(argv=None) -> int:
         if kind in tuned:
             engines.append(("approx-95", {"approx": tuned[kind]}))
         for name, kw in engines:
-            call = lambda kw=kw: idx.search(q, k=10, **kw)  # noqa: E731
-            one, many = pairs(call, call)
+            one, many = pairs(lambda kw=kw: idx.search(q, k=10, **kw))
             row = {"engine": name, "kind": kind, "settings": {k: (v._asdict() if isinstance(v, Approx) else v)
                                                                 for k, v in kw.items()},
                    "ms_1t": 1e3 * float(np.median(one)) / q.shape[0],
