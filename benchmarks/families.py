@@ -92,6 +92,16 @@ def mean_of(stats) -> float | None:
     return None if stats is None else float(stats["mean"] if isinstance(stats, dict) else stats)
 
 
+def on_device(encoder, device: str):
+    """``encoder`` moved to ``device`` (model encoders only; ``"cpu"`` leaves it as it is)."""
+    if device != "cpu" and hasattr(encoder, "to"):
+        try:
+            encoder.to(device)
+        except (RuntimeError, ValueError) as e:
+            raise SystemExit(f"--device {device}: {e}") from None
+    return encoder
+
+
 def learned(ds, family: str, label: str, encoder, k: int, path: str | None = None) -> SystemResult:
     r = evaluate_dataset(ds, encoder, name=label, k=k, measures=MEASURES, settings=QUIET)
     r.settings["family"] = family
@@ -102,9 +112,9 @@ def learned(ds, family: str, label: str, encoder, k: int, path: str | None = Non
     return r
 
 
-def slim_systems(ds, path: str, rerank: int, k: int) -> tuple[SystemResult, SystemResult]:
+def slim_systems(ds, path: str, rerank: int, k: int, device: str = "cpu") -> tuple[SystemResult, SystemResult]:
     """The SLIM model's first stage and its two stages on one index, timed one query at a time."""
-    enc = load_encoder(path)
+    enc = on_device(load_encoder(path), device)
     if enc.kind != "slim":
         raise SystemExit(f"--slim {path}: a {enc.kind} model, not SLIM; give the `model/` (or `best/`) folder of "
                          "a `lsr train slim` run")
@@ -134,7 +144,7 @@ def slim_systems(ds, path: str, rerank: int, k: int) -> tuple[SystemResult, Syst
         ev = evaluate(res.to_run(qids, r.index.doc_ids), ds.qrels, MEASURES)
         eff = {"encode_and_search_latency": latency_stats(lat), "doc_tokens_stored": int(len(r.token_store)),
                "build_seconds": build_s}
-        settings = {"family": "slim", "model_dir": path, "rerank": enc.rerank if fn is both else 0, "k": k,
+        settings = {"family": "slim", "model_dir": path, "device": device, "rerank": enc.rerank if fn is both else 0, "k": k,
                     "token_top_k": enc.token_top_k, **train_info(path), **dev_record(path)}
         out.append(SystemResult(label, settings, ev.aggregate, eff, ev.per_query))
     return out[0], out[1]
@@ -209,6 +219,8 @@ def main(argv=None) -> int:
     ap.add_argument("--rerank", type=int, default=100, help="first-stage documents SLIM re-scores (default 100)")
     ap.add_argument("-k", type=int, default=100)
     ap.add_argument("--out", type=Path, default=Path("results/training"))
+    ap.add_argument("--device", default="cpu", help="where the models encode: cpu (default), cuda, cuda:N or auto "
+                    "(latencies are then that machine's)")
     ap.add_argument("--add", action="store_true",
                     help="keep the families (and report systems) already in --out that this run does not evaluate")
     args = ap.parse_args(argv)
@@ -235,8 +247,9 @@ def main(argv=None) -> int:
         ds = load_dataset(name, split=args.split)
         systems = []
         if args.splade:
-            zero = learned(ds, "splade", SPLADE_ZERO_SHOT, load_encoder("splade-tiny"), args.k)
-            tuned = learned(ds, "splade", "SPLADE fine-tuned", model_encoder(args.splade), args.k, args.splade)
+            zero = learned(ds, "splade", SPLADE_ZERO_SHOT, on_device(load_encoder("splade-tiny"), args.device), args.k)
+            tuned = learned(ds, "splade", "SPLADE fine-tuned", on_device(model_encoder(args.splade), args.device),
+                            args.k, args.splade)
             systems += [zero, tuned]
             e, z = tuned.efficiency, zero.efficiency
             families.setdefault("splade", {})[name] = {
@@ -246,7 +259,7 @@ def main(argv=None) -> int:
                 "zero_shot_query_nnz": mean_of(z.get("query_nnz")), "zero_shot_flops": z.get("flops"),
                 "vs_zero_shot": paired(tuned, zero), **_keep(tuned.settings)}
         if args.slim:
-            first, both = slim_systems(ds, args.slim, args.rerank, args.k)
+            first, both = slim_systems(ds, args.slim, args.rerank, args.k, args.device)
             systems += [first, both]
             f_ms = first.efficiency["encode_and_search_latency"]["p50_ms"]
             b_ms = both.efficiency["encode_and_search_latency"]["p50_ms"]
@@ -257,9 +270,10 @@ def main(argv=None) -> int:
                 "rescored_vs_first_stage": paired(both, first), **_keep(both.settings)}
         if args.l0:
             fam = "l0_vs_idf_flops"
-            l0 = learned(ds, fam, "inference-free, l0 mask + l0 activation", model_encoder(args.l0), args.k, args.l0)
-            fl = learned(ds, fam, "inference-free, IDF-aware FLOPS", model_encoder(args.idf_flops), args.k,
-                         args.idf_flops)
+            l0 = learned(ds, fam, "inference-free, l0 mask + l0 activation", on_device(model_encoder(args.l0), args.device),
+                         args.k, args.l0)
+            fl = learned(ds, fam, "inference-free, IDF-aware FLOPS", on_device(model_encoder(args.idf_flops), args.device),
+                         args.k, args.idf_flops)
             systems += [l0, fl]
             l0_nnz, fl_nnz = mean_of(l0.efficiency.get("doc_nnz")), mean_of(fl.efficiency.get("doc_nnz"))
             families.setdefault("l0_vs_idf_flops", {})[name] = {

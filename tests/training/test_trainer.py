@@ -443,6 +443,10 @@ def test_families_table_from_the_three_family_runs(tmp_path, backbone, triples, 
         fam.main(["--splade", str(tmp_path / "nowhere"), *common])
     with pytest.raises(SystemExit):  # a SPLADE model given as SLIM
         fam.main(["--slim", str(runs["splade"]), *common])
+    if not torch.cuda.is_available():  # a GPU asked for where torch sees none: refused with the fix, nothing written
+        with pytest.raises(SystemExit, match="sees no GPU"):
+            fam.main(["--slim", str(runs["slim"]), "--device", "cuda", *common])
+        assert not out.exists()
     assert fam.main(["--splade", str(runs["splade"]), *common]) == 0
     assert "Not evaluated here (no model given): SLIM, l0 vs FLOPS" in (out / "families.md").read_text()
     assert fam.main(["--add", "--slim", str(runs["slim"]), "--l0", str(runs["l0"]),
@@ -455,6 +459,8 @@ def test_families_table_from_the_three_family_runs(tmp_path, backbone, triples, 
     s, m, c = got["splade"]["tiny"], got["slim"]["tiny"], got["l0_vs_idf_flops"]["tiny"]
     assert {"ndcg@10", "doc_nnz", "query_nnz"} <= set(s) and s["train_steps"] == 2
     assert {"first_stage_ndcg@10", "rescored_ndcg@10", "added_ms_per_query"} <= set(m)
+    slim_rows = [x for x in Report.load(out / "families-tiny-test").systems if x.settings.get("family") == "slim"]
+    assert [x.settings["device"] for x in slim_rows] == ["cpu", "cpu"]
     assert {"l0_ndcg@10", "idf_flops_ndcg@10", "l0_doc_nnz", "idf_flops_doc_nnz"} <= set(c)
     assert c["doc_nnz_gap"] == pytest.approx(c["l0_doc_nnz"] / c["idf_flops_doc_nnz"] - 1)
     assert 0 <= s["vs_zero_shot"]["p_value"] <= 1
