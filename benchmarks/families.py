@@ -21,6 +21,9 @@ Usage::
         --slim models/fam-slim/model --l0 models/fam-l0/model --idf-flops models/fam-idf/model \\
         --datasets scifact,nfcorpus --out results/training
 
+``--device cuda`` encodes on a GPU (the SLIM variants of ``results/training/families-runs/slim-gpu/`` were
+evaluated so; their latencies are then that machine's).
+
 ``families.json``::
 
     {"splade": {"scifact": {"ndcg@10": x, "doc_nnz": x, "query_nnz": x, ...}, "nfcorpus": {...}},
@@ -234,6 +237,13 @@ def main(argv=None) -> int:
                      "folder a `lsr train` run wrote")
     if not (args.splade or args.slim or args.l0):
         ap.error("give at least one of --splade, --slim, --l0/--idf-flops")
+    if args.device != "cpu":  # before any work: a GPU torch does not see is refused with the fix
+        from lsr.encoders.projection import resolve_device
+
+        try:
+            resolve_device(args.device)
+        except (RuntimeError, ValueError) as e:
+            ap.error(f"--device {args.device}: {e}")
     command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])])
     families: dict[str, dict] = {}
     earlier = {}
