@@ -123,6 +123,16 @@ def run_lsr(args, docs, queries, out: dict) -> None:
     if idx.has_block_max:
         idx.search(warm, k=K, engine="blockmax")
         idx.search(warm, k=K, approx=Approx(max_blocks=8))
+    if system.startswith("lsr-approx"):
+        # the tuner reaches kernels no search above compiles (static pruning, its pruned lists); on a cold
+        # Numba cache their compilation (~25 s) would be timed as tuning, so a tuning run over a small index
+        # of the same array types, loaded the same way, compiles them first (a user pays that once per
+        # install: cache=True)
+        InvertedIndex.build(docs[:5000], quantization="uint8", block_size=args.block_size,
+                            block_max=True).save(tmp / "small")
+        small = InvertedIndex.load(tmp / "small")  # loaded as the timed index is (read-only mapped arrays)
+        with numba_threads(1):
+            tune_approximate(small, warm, target_recall=0.95, k=K, repeats=1)
     order = idx.doc_order
 
     def original(doc_idx):  # results of a reordered index, in the documents' original rows
