@@ -828,6 +828,12 @@ class InvertedIndex:
                 self._scratch.zeros((n_rows, int(kernels.n_chunks(self.n_docs))), np.uint8) as marks:
             yield accs, marks
 
+    @contextmanager
+    def _list_rows(self, n_rows: int):
+        """Document lists for exact TAAT (any content), one row per thread slot, lent by the scratch pool."""
+        with self._scratch.empty((n_rows, self.n_docs + 1), np.int32) as lists:
+            yield lists
+
     def _run_pruned(self, q: sp.csr_array, k: int, approx: Approx, allow8: np.ndarray, out: SearchResults,
                     stats: np.ndarray) -> None:
         import numba
@@ -857,10 +863,13 @@ class InvertedIndex:
                 args = (qptr, qidx, qval, a["term_offsets"], a["posting_docs"], a["posting_impacts"], self.scale,
                         np.int64(self.n_docs), np.int64(k), allow8)
                 slice_docs = np.int64(-(-TAAT_SLICE_DOCS // kernels.CHUNK) * kernels.CHUNK)
-                if nt == 1:  # no thread-pool launch for a single query or thread
-                    kernels.taat_search_serial(*args, accs, marks, out.doc_idx, out.scores, stats, slice_docs)
-                else:
-                    kernels.taat_search(*args, np.int64(nt), accs, marks, out.doc_idx, out.scores, stats, slice_docs)
+                with self._list_rows(nt) as lists:
+                    if nt == 1:  # no thread-pool launch for a single query or thread
+                        kernels.taat_search_serial(*args, accs, marks, lists, out.doc_idx, out.scores, stats,
+                                                   slice_docs)
+                    else:
+                        kernels.taat_search(*args, np.int64(nt), accs, marks, lists, out.doc_idx, out.scores, stats,
+                                            slice_docs)
                 return
             kernels.blockmax_search(
                 qptr, qidx, qval, a["term_offsets"], a["posting_docs"], a["posting_impacts"], self.scale,

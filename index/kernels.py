@@ -135,6 +135,37 @@ def _accumulate_marking(p0, p1, w, pdocs, pimp, scale, acc, mark):
 
 
 @njit(cache=True, inline="always")
+def _accumulate_listing(p0, p1, w, pdocs, pimp, scale, acc, lst, n):
+    """:func:`_accumulate`, also appending to ``lst`` (from position ``n``) every document whose score was zero
+    before: branch-free (the slot is written every time, the count grows only for a new document). Returns
+    the new count. A zero contribution can list a document twice; :func:`_drain_list` offers it once."""
+    for p in range(p0, p1):
+        d = pdocs[p]
+        v = acc[d]
+        lst[n] = d
+        n += v == 0
+        acc[d] = v + w * (np.float32(pimp[p]) * scale)
+    return n
+
+
+@njit(cache=True)
+def _drain_list(lst, n, acc, hs, hd, size, k, allow, pos):
+    """Offer the documents ``lst[:n]`` with a positive score to a top-``k`` heap holding ``size`` entries
+    (``allow`` and ``pos`` as for :func:`_drain`), zeroing their scores behind; return the new heap size.
+    The heap orders by (score, id), so the order documents are offered in does not change the result."""
+    ts = hs[0] if size == k else np.float32(0)
+    td = hd[0] if size == k else np.int32(0)
+    for i in range(n):
+        d = lst[i]
+        s = acc[d]
+        if s > 0:
+            if size < k or s >= ts:
+                size, ts, td = _offer(hs, hd, size, k, s, d, allow, pos, ts, td)
+            acc[d] = 0
+    return size
+
+
+@njit(cache=True, inline="always")
 def _drain_span(lo, hi, acc, hs, hd, size, k, allow, pos, ts, td):
     """Offer documents ``lo..hi-1`` (at most CHUNK of them) with a positive score to a top-``k`` heap (worst
     kept entry ``(ts, td)`` once full), zeroing them behind; return the heap size and its worst entry."""
@@ -202,6 +233,13 @@ def _drain_range(lo, hi, acc, hs, hd, size, k, allow, pos):
 # marks and drains every chunk.
 DENSE_POSTINGS = 32
 
+# A query reading fewer than n_docs / LIST_POSTINGS postings (but too many for chunk marks) lists the documents
+# it scores as it adds them and drains only those: at 1M documents an inference-free query (~110k postings
+# touching most chunks) spent ~0.47 ms reading and zeroing the whole 4 MB array and ~0.25 ms on its postings;
+# listing costs ~2.4 ns a posting, so the list wins below ~n_docs / 5 postings. Not used when a query is
+# scored a slice of documents at a time (more than SLICE_DOCS documents; not measured there).
+LIST_POSTINGS = 5
+
 
 # Dense queries over more documents than SLICE_DOCS are scored a slice of documents at a time (every term's
 # postings in the slice, then the slice drained), so the part of the accumulator being written stays in cache:
@@ -211,10 +249,10 @@ SLICE_DOCS = 1 << 20
 
 
 @njit(cache=True)
-def _taat_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, allow, acc, mark, hs, hd,
+def _taat_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, allow, acc, mark, lst, hs, hd,
               out_docs, out_scores, stats, slice_docs):
     size, postings, drained = _taat_into(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, allow,
-                                         np.empty(0, dtype=np.int32), acc, mark, hs, hd, 0, slice_docs)
+                                         np.empty(0, dtype=np.int32), acc, mark, lst, hs, hd, 0, slice_docs)
     _heap_emit(hs, hd, size, out_docs[qi], out_scores[qi])
     stats[qi, 0] = postings
     stats[qi, 1] = 0
@@ -222,17 +260,24 @@ def _taat_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, allow, 
 
 
 @njit(cache=True)
-def _taat_into(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, allow, pos, acc, mark, hs, hd, size,
-               slice_docs):
+def _taat_into(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, allow, pos, acc, mark, lst, hs, hd,
+               size, slice_docs):
     """Query ``qi`` term at a time over one index, offered to a heap holding ``size`` entries (``allow``,
-    ``pos`` as for :func:`_drain`; ``acc`` zero and ``mark`` clear on entry and on return); a dense query over
-    more than ``slice_docs`` documents (a multiple of CHUNK) goes a slice at a time. Returns (heap size,
-    postings scored, chunks drained)."""
+    ``pos`` as for :func:`_drain`; ``acc`` zero and ``mark`` clear on entry and on return; ``lst``: int32
+    scratch of at least ``n_docs + 1`` entries, any content); a dense query over more than ``slice_docs``
+    documents (a multiple of CHUNK) goes a slice at a time. Returns (heap size, postings scored, chunks
+    drained or, for a listed query, documents listed)."""
     postings = 0
     for j in range(qptr[qi], qptr[qi + 1]):
         t = qidx[j]
         postings += toff[t + 1] - toff[t]
     dense = postings * DENSE_POSTINGS >= n_docs
+    if dense and postings * LIST_POSTINGS < n_docs and n_docs <= slice_docs and lst.shape[0] > n_docs:
+        n = 0
+        for j in range(qptr[qi], qptr[qi + 1]):
+            t = qidx[j]
+            n = _accumulate_listing(toff[t], toff[t + 1], qval[j], pdocs, pimp, scale, acc, lst, n)
+        return _drain_list(lst, n, acc, hs, hd, size, k, allow, pos), postings, n
     if dense and n_docs > slice_docs:
         lo_q = qptr[qi]
         m = qptr[qi + 1] - lo_q
@@ -264,8 +309,8 @@ def _taat_into(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, allow,
 
 
 @njit(parallel=True, cache=True)
-def taat_search(qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, allow, n_threads, accs, marks, out_docs,
-                out_scores, stats, slice_docs):
+def taat_search(qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, allow, n_threads, accs, marks, lists,
+                out_docs, out_scores, stats, slice_docs):
     """Exhaustive term-at-a-time search of every query (rows of a CSR batch).
 
     Scores accumulate into a dense array, term by term; the top-k is then collected chunk by chunk, each
@@ -274,32 +319,36 @@ def taat_search(qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, allow, n_
     returned, so ``k`` come back whenever ``k`` allowed documents score above zero. ``n_threads`` thread
     slots (``numba.get_num_threads()`` from the caller) each use their row of the scratch arrays ``accs``
     (float32 ``[>= n_threads, n_docs]``) and ``marks`` (uint8 ``[>= n_threads, n_chunks(n_docs)]``), zero on
-    entry and left zero (a caller reuses them across calls: a fresh 4 MB array per call costs milliseconds).
-    ``slice_docs``: see SLICE_DOCS. stats[q] = (postings scored, blocks scored (0 here), chunks drained).
+    entry and left zero (a caller reuses them across calls: a fresh 4 MB array per call costs milliseconds),
+    and ``lists`` (int32 ``[>= n_threads, n_docs + 1]``, any content: see LIST_POSTINGS).
+    ``slice_docs``: see SLICE_DOCS. stats[q] = (postings scored, blocks scored (0 here), chunks drained or
+    documents listed).
     """
     nq = qptr.shape[0] - 1
     nt = min(n_threads, max(nq, 1))
     for slot in prange(nt):
         acc = accs[slot]
         mark = marks[slot]
+        lst = lists[slot]
         hs = np.empty(k, dtype=np.float32)
         hd = np.empty(k, dtype=np.int32)
         for qi in range(slot, nq, nt):
-            _taat_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, allow, acc, mark, hs, hd,
+            _taat_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, allow, acc, mark, lst, hs, hd,
                       out_docs, out_scores, stats, slice_docs)
 
 
 @njit(cache=True)
-def taat_search_serial(qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, allow, accs, marks, out_docs,
-                       out_scores, stats, slice_docs):
+def taat_search_serial(qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, allow, accs, marks, lists,
+                       out_docs, out_scores, stats, slice_docs):
     """:func:`taat_search` on the calling thread (row 0 of the scratch arrays): no thread-pool launch, for one
     query or one thread."""
     acc = accs[0]
     mark = marks[0]
+    lst = lists[0]
     hs = np.empty(k, dtype=np.float32)
     hd = np.empty(k, dtype=np.int32)
     for qi in range(qptr.shape[0] - 1):
-        _taat_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, allow, acc, mark, hs, hd,
+        _taat_one(qi, qptr, qidx, qval, toff, pdocs, pimp, scale, n_docs, k, allow, acc, mark, lst, hs, hd,
                   out_docs, out_scores, stats, slice_docs)
 
 
@@ -579,6 +628,7 @@ def segments_search(qptr, qidx, qval, toffs, pdocss, pimps, scales, seg_docs, al
     n_seed_cap = max(1, seed_blocks if max_blocks <= 0 else max_blocks)
     acc = np.zeros(max_docs, dtype=np.float32)
     mark = np.zeros(n_chunks(max_docs), dtype=np.uint8)
+    lst = np.empty(max_docs + 1, dtype=np.int32)
     touched = np.empty(max_blocks_n, dtype=np.int32)
     ub = np.zeros(max_blocks_n, dtype=np.float32)
     state = np.zeros(max_blocks_n, dtype=np.uint8)
@@ -604,7 +654,8 @@ def segments_search(qptr, qidx, qval, toffs, pdocss, pimps, scales, seg_docs, al
                 blocks += b
             else:
                 size, p, t = _taat_into(qi, qptr, qidx, qval, toffs[s], pdocss[s], pimps[s], scales[s],
-                                        seg_docs[s], k, allows[s], poss[s], acc, mark, hs, hd, size, SLICE_DOCS)
+                                        seg_docs[s], k, allows[s], poss[s], acc, mark, lst, hs, hd, size,
+                                        SLICE_DOCS)
             postings += p
             seen += t
         _heap_emit(hs, hd, size, out_docs[qi], out_scores[qi])

@@ -45,6 +45,19 @@ class ScratchPool:
         with self._lock:
             self._free.setdefault(key, []).append(arr)
 
+    @contextmanager
+    def empty(self, shape: tuple[int, ...], dtype):
+        """An array of ``shape`` and ``dtype`` with any content (kept apart from the zeroed ones)."""
+        key = (tuple(int(s) for s in shape), np.dtype(dtype).str, "empty")
+        with self._lock:
+            free = self._free.get(key)
+            arr = free.pop() if free else None
+        if arr is None:
+            arr = np.empty(key[0], dtype=dtype)
+        yield arr
+        with self._lock:
+            self._free.setdefault(key, []).append(arr)
+
     def size_bytes(self) -> int:
         """Bytes held by arrays not lent out."""
         with self._lock:

@@ -391,7 +391,8 @@ def test_block_max_auto_drops_incoherent_metadata(tmp_path):
 
 @pytest.mark.parametrize("slice_docs", [None, 100, 4096])
 def test_sparse_and_dense_queries_reuse_scratch_and_equal_oracle(monkeypatch, slice_docs):
-    """Queries with few postings (the drain visits only the chunks they mark) and many (every chunk), in one
+    """Queries with few postings (the drain visits only the chunks they mark), some (only the documents they
+    list) and many (every chunk), in one
     batch and call after call on one index (its scratch accumulators are reused), with and without a
     document mask, whole or a slice of documents at a time (100 rounds up to 128: slices end inside the
     postings of most terms): always the oracle's top-k."""
@@ -408,13 +409,23 @@ def test_sparse_and_dense_queries_reuse_scratch_and_equal_oracle(monkeypatch, sl
     rows = [rng.choice(rare_terms, size=3, replace=False) for _ in range(12)]
     rare = sp.csr_array((np.ones(36, np.float32), np.concatenate(rows), np.arange(0, 37, 3)), shape=(12, dim))
     rare.sort_indices()
-    mixed = sp.csr_array(sp.vstack([rare, common, rare]))
+    # a few hundred to ~1,800 postings (n / 32 <= postings < n / 5): scored documents are listed as they are
+    # added and only those drained (LIST_POSTINGS), unless the documents go a slice at a time
+    mid_terms = np.flatnonzero((df >= 60) & (df < 200))
+    rows = []
+    while len(rows) < 12:
+        row = np.sort(rng.choice(mid_terms, size=int(rng.integers(3, 9)), replace=False))
+        if n // 32 <= df[row].sum() < n // 5:
+            rows.append(row)
+    mid = sp.csr_array((rng.uniform(0.1, 2.0, sum(map(len, rows))).astype(np.float32), np.concatenate(rows),
+                        np.concatenate([[0], np.cumsum([len(r) for r in rows])])), shape=(12, dim))
+    mixed = sp.csr_array(sp.vstack([rare, common, mid, rare]))
     mask = rng.random(n) < 0.7
     idx = InvertedIndex.build(docs, block_max=True, block_size=32)
     masked_docs = sp.csr_array(docs.multiply(mask[:, None]).tocsr())
     for threads in (1, 2):
         for k in (1, 10, 64, 200):
-            for q in (rare, common, mixed):
+            for q in (rare, common, mid, mixed):
                 assert_same(idx.search(q, k=k, engine="taat", threads=threads), brute_force_search(docs, q, k=k))
                 assert_same(idx.search(q, k=k, engine="blockmax", threads=threads),
                             brute_force_search(docs, q, k=k))
