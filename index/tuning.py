@@ -170,7 +170,7 @@ def tune_approximate(index: InvertedIndex, queries, target_recall: float = 0.95,
     built before their family's first trial, outside its clock. The ``finalists_kept`` fastest qualifying
     settings are then timed again with exact search (``engine="auto"``) in ``confirm_turns`` alternating turns
     (median of at least ``repeats`` runs each), and the lowest median wins, unless exact search's is lower, in
-    which case the exact setting ``Approx()`` is returned. At a million documents this takes 20-40 s on one
+    which case the exact setting ``Approx()`` is returned. At a million documents this takes 12-40 s on one
     thread (it took 4-5 minutes with a full grid).
 
     Tune on sample queries (a few hundred give a tight bound), then check recall on others.
