@@ -452,6 +452,11 @@ def test_scratch_pool_lends_zeroed_arrays_and_drops_them_after_an_error():
     with pool.zeros((3, 5), np.float32) as e:
         assert not e.any() and e is not d
     assert pool.size_bytes() == 60  # of the two arrays made, the one that saw the error is gone
+    with pool.empty((3, 5), np.float32) as f:  # any content allowed: never lent as a zeroed array
+        f[:] = 7.0
+    with pool.zeros((3, 5), np.float32) as g, pool.empty((3, 5), np.float32) as h:
+        assert not g.any() and g is not f and h is f
+    assert pool.size_bytes() == 120
     pool.clear()
     assert pool.size_bytes() == 0
 
