@@ -32,29 +32,23 @@ class ScratchPool:
         self._free: dict[tuple, list[np.ndarray]] = {}
         self._lock = threading.Lock()
 
-    @contextmanager
     def zeros(self, shape: tuple[int, ...], dtype):
         """A zero array of ``shape`` and ``dtype``; it must be zero again when the block ends."""
-        key = (tuple(int(s) for s in shape), np.dtype(dtype).str)
-        with self._lock:
-            free = self._free.get(key)
-            arr = free.pop() if free else None
-        if arr is None:
-            arr = np.zeros(key[0], dtype=dtype)
-        yield arr  # not in try/finally: an exception drops the array (it may hold partial sums)
-        with self._lock:
-            self._free.setdefault(key, []).append(arr)
+        return self._lend(shape, dtype, np.zeros, "zeros")
 
-    @contextmanager
     def empty(self, shape: tuple[int, ...], dtype):
         """An array of ``shape`` and ``dtype`` with any content (kept apart from the zeroed ones)."""
-        key = (tuple(int(s) for s in shape), np.dtype(dtype).str, "empty")
+        return self._lend(shape, dtype, np.empty, "empty")
+
+    @contextmanager
+    def _lend(self, shape, dtype, make, kind: str):
+        key = (tuple(int(s) for s in shape), np.dtype(dtype).str, kind)
         with self._lock:
             free = self._free.get(key)
             arr = free.pop() if free else None
         if arr is None:
-            arr = np.empty(key[0], dtype=dtype)
-        yield arr
+            arr = make(key[0], dtype=dtype)
+        yield arr  # not in try/finally: an exception drops the array (it may hold partial sums)
         with self._lock:
             self._free.setdefault(key, []).append(arr)
 

@@ -392,10 +392,9 @@ def test_block_max_auto_drops_incoherent_metadata(tmp_path):
 @pytest.mark.parametrize("slice_docs", [None, 100, 4096])
 def test_sparse_and_dense_queries_reuse_scratch_and_equal_oracle(monkeypatch, slice_docs):
     """Queries with few postings (the drain visits only the chunks they mark), some (only the documents they
-    list) and many (every chunk), in one
-    batch and call after call on one index (its scratch accumulators are reused), with and without a
-    document mask, whole or a slice of documents at a time (100 rounds up to 128: slices end inside the
-    postings of most terms): always the oracle's top-k."""
+    list) and many (every chunk), in one batch and call after call on one index (its scratch accumulators are
+    reused), with and without a document mask, whole or a slice of documents at a time (100 rounds up to 128:
+    slices end inside the postings of most terms): always the oracle's top-k."""
     import index.inverted as inv
 
     if slice_docs is not None:
